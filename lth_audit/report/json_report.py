@@ -1,0 +1,35 @@
+"""The machine-readable report, SPEC §4 `lth-audit.report/1`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ..audit import ClaimResult
+from ..records import atomic_write_text
+
+SCHEMA = "lth-audit.report/1"
+
+
+def claim_entry(r: ClaimResult) -> dict[str, Any]:
+    """SPEC §4's fields first, then what a reader of the JSON needs to rebuild the table."""
+    return {
+        "id": r.id, "expect": r.expect, "verdict": r.verdict, "outcome": r.outcome, "witness_lr": r.witness_lr,
+        "conditions": [{"id": c.id, "status": c.status.value, "margin": c.margin, "observed": c.observed,
+                        "threshold": c.threshold, "best_lr": c.best_lr, "band": c.band,
+                        "reference_lr": c.reference_lr, "evidence": c.evidence} for c in r.conditions],
+        "missing": r.missing,
+        "file": r.file, "arch": r.arch, "dataset": r.dataset, "setting": r.setting, "sparsity": r.sparsity,
+        "profile": r.profile, "metric": r.metric, "grades": {k: v.value for k, v in r.grades.items()},
+        "observations": r.observations.model_dump(mode="json"),
+    }
+
+
+def report_dict(results: Sequence[ClaimResult], errors: Sequence[str] = ()) -> dict[str, Any]:
+    return {"schema": SCHEMA, "claims": [claim_entry(r) for r in results], "errors": list(errors)}
+
+
+def write_json(path: str | os.PathLike[str], results: Sequence[ClaimResult], errors: Sequence[str] = ()) -> None:
+    atomic_write_text(path, json.dumps(report_dict(results, errors), indent=1) + "\n")
