@@ -2,6 +2,36 @@
 
 Both the single-run trainer and the batched trainer take a list of TrainSpec and return one TrainOutcome
 per spec, in order, with the same semantics; the experiment runner does not care which one ran.
+
+The semantics both trainers follow (reference implementation: `train.train_one`):
+
+- Starting weights are `spec.model`'s state (never modified by the trainer); the mask, if any, is applied
+  to them first. Loss: mean cross-entropy. The model is in train mode for steps, eval mode for testing.
+- Epoch e of this call is epoch E = spec.schedule_offset + e of the recipe's schedule. Its randomness
+  comes from one CPU generator `torch.Generator("cpu").manual_seed(spec.seed * 1_000_003 + E)`:
+  first `perm = torch.randperm(N, generator=g)` (data order; the last batch is partial, not dropped,
+  iters = ceil(N / batch_size)), then, per batch in order, the augmentation draws of that batch:
+    "crop-flip": off = randint(0, 9, (B, 2), g) (row, col offset into the 4-pixel zero-padded
+                 normalised image), then flip = randint(0, 2, (B,), g) (1 = horizontal flip);
+    "shift":     s = randint(-4, 5, (B,), g), the sample rolled circularly by s (torch.roll direction);
+    "none":      no draws.
+  Draws are made on the CPU and moved to the device; the augmentation itself runs on the device.
+- Learning rate is set PER ITERATION: at iteration i of epoch E (iters per epoch), before the step,
+  lr = spec.lr * recipe.lr_factor(E + i / iters). (Step milestones therefore switch exactly at the
+  epoch boundary; warmup and cosine move every iteration.)
+- Optimiser: torch.optim.SGD(lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay on every
+  parameter, nesterov=recipe.nesterov and momentum > 0).
+- Masking: after backward, each masked parameter's grad is multiplied by its mask; after opt.step() the
+  weights are multiplied by the mask again. Pruned weights thus stay exactly 0 and their momentum buffers
+  stay 0 (weight decay of a 0 weight is 0).
+- Divergence: if a batch's loss is NaN/inf, no step is taken for it and training stops; the test accuracy
+  of the weights at that moment is measured and is `top1` (and appended to `curve`), `diverged=True`,
+  `epochs_run` counts the epoch that was interrupted.
+- After every epoch: test accuracy (% top-1, eval batches of 1000) appended to `curve`; `best_top1` is the
+  max of `curve`; `best_state` is kept only when `spec.keep_best`. `kept[k]` holds the weights after k
+  epochs of this call for every k in `spec.keep_epochs` (k = 0: the starting weights after masking).
+- On CUDA: bf16 autocast for forward passes and channels_last for 4-D inputs; on CPU plain fp32, so fixed
+  seeds reproduce bit for bit. Returned states are CPU tensors, contiguous.
 """
 
 from __future__ import annotations
@@ -50,6 +80,7 @@ class TrainSpec:
     mask: Mask | None = None
     schedule_offset: int = 0        # epochs of the recipe's schedule already spent (wr-*: the rewind epoch)
     keep_epochs: tuple[int, ...] = ()  # also return the weights after these epochs (θt for rewinding)
+    keep_best: bool = False         # also return the weights of the best-test-accuracy epoch (prune_from: best)
 
 
 @dataclass

@@ -1,0 +1,191 @@
+"""Data sets: what each one is (DATASETS) and how it becomes a `TensorData` on the training device.
+
+- cifar10 / cifar100: torchvision's CIFAR readers from a local root (`cifar-10-batches-py/` ...);
+  downloaded only when the experiment says `download: true`. Normalised with the usual per-channel
+  mean/std; augmentation "crop-flip" is done on the device per batch by the trainer.
+- tiny-imagenet / imagenet: ImageFolder trees (`train/`, and `val/` either as class folders or
+  Tiny-ImageNet's `val/images` + `val_annotations.txt`), decoded once, resized to the data set's image
+  size (ImageNet: resize 256 + centre crop 224) and kept in memory. That suits Tiny-ImageNet and small
+  subsets; full ImageNet does not fit in memory as float tensors and needs a streaming loader (not built).
+- mnist1d: `mnist1d.data.make_dataset(get_dataset_args())` (4000 train / 1000 test, 40 features; no
+  download), cached to `$LTH_AUDIT_CACHE/mnist1d.pt` (default ~/.cache/lth-audit), written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .jobs import TensorData
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    kind: str                 # "image" or "1d"
+    num_classes: int
+    channels: int = 3
+    image_size: int = 32
+    length: int = 40          # 1-D inputs
+    stem: str = "cifar"       # "cifar" (3x3 stem) or "imagenet" (torchvision stems)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    augment: str = "none"
+
+
+_IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DATASETS: dict[str, DatasetInfo] = {
+    "cifar10": DatasetInfo("cifar10", "image", 10, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+                           augment="crop-flip"),
+    "cifar100": DatasetInfo("cifar100", "image", 100, mean=(0.5071, 0.4865, 0.4409),
+                            std=(0.2673, 0.2564, 0.2762), augment="crop-flip"),
+    "tiny-imagenet": DatasetInfo("tiny-imagenet", "image", 200, image_size=64, stem="imagenet",
+                                 mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip"),
+    "imagenet": DatasetInfo("imagenet", "image", 1000, image_size=224, stem="imagenet",
+                            mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip"),
+    "mnist1d": DatasetInfo("mnist1d", "1d", 10, channels=1, augment="none"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LTH_AUDIT_CACHE", Path.home() / ".cache" / "lth-audit")).expanduser()
+
+
+def atomic_torch_save(obj, path: str | os.PathLike[str]) -> None:
+    """torch.save to a temporary file in the same folder, then os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _normalise_images(x_uint8_nhwc: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    x = x_uint8_nhwc.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(info.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def load_cifar(name: str, root: str | os.PathLike[str], download: bool = False) -> TensorData:
+    import torchvision
+
+    info = DATASETS[name]
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    root = str(Path(root).expanduser())
+    parts = []
+    for train in (True, False):
+        try:
+            ds = cls(root, train=train, download=download)
+        except RuntimeError as exc:
+            raise FileNotFoundError(f"{name}: no data under {root} ({exc}); set `download: true` to fetch it") from exc
+        parts.append((torch.from_numpy(ds.data), torch.tensor(ds.targets, dtype=torch.long)))
+    (xtr, ytr), (xte, yte) = parts
+    return TensorData(_normalise_images(xtr, info), ytr, _normalise_images(xte, info), yte, info.num_classes,
+                      info.augment)
+
+
+def _load_images(paths: list[Path], size: int, imagenet_eval: bool) -> torch.Tensor:
+    from PIL import Image
+
+    out = torch.empty(len(paths), size, size, 3, dtype=torch.uint8)
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if imagenet_eval:  # resize shorter side to 256/224 * size, centre crop
+                short = round(size * 256 / 224)
+                w, h = im.size
+                scale = short / min(w, h)
+                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+                w, h = im.size
+                left, top = (w - size) // 2, (h - size) // 2
+                im = im.crop((left, top, left + size, top + size))
+            elif im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            out[i] = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3)
+    return out
+
+
+_IMG_EXT = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp")
+
+
+def _folder_items(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    index = {c: i for i, c in enumerate(classes)}
+    items = []
+    for c in classes:
+        for p in sorted((folder / c).rglob("*")):
+            if p.suffix.lower() in _IMG_EXT:
+                items.append((p, index[c]))
+    return items
+
+
+def load_image_folder(name: str, root: str | os.PathLike[str]) -> TensorData:
+    """`root/train/<class>/...` and `root/val/<class>/...` (or Tiny-ImageNet's val layout)."""
+    info = DATASETS[name]
+    root = Path(root).expanduser()
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir() or not val_dir.is_dir():
+        raise FileNotFoundError(f"{name}: expected ImageFolder trees {train_dir} and {val_dir}")
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    train = _folder_items(train_dir, classes)
+    ann = val_dir / "val_annotations.txt"
+    if ann.exists():  # Tiny-ImageNet: val/images/<file> with "<file>\t<class>\t..." lines
+        index = {c: i for i, c in enumerate(classes)}
+        val = []
+        for line in ann.read_text().splitlines():
+            cols = line.split("\t")
+            if len(cols) >= 2 and cols[1] in index:
+                val.append((val_dir / "images" / cols[0], index[cols[1]]))
+    else:
+        val = _folder_items(val_dir, classes)
+    if not train or not val:
+        raise FileNotFoundError(f"{name}: no images found under {root}")
+    evalmode = name == "imagenet"
+    xtr = _load_images([p for p, _ in train], info.image_size, evalmode)
+    xte = _load_images([p for p, _ in val], info.image_size, evalmode)
+    ytr = torch.tensor([c for _, c in train], dtype=torch.long)
+    yte = torch.tensor([c for _, c in val], dtype=torch.long)
+    return TensorData(_normalise_images(xtr, info), ytr, _normalise_images(xte, info), yte, info.num_classes,
+                      info.augment)
+
+
+def load_mnist1d() -> TensorData:
+    path = cache_dir() / "mnist1d.pt"
+    if path.exists():
+        d = torch.load(path, weights_only=True)
+    else:
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        raw = make_dataset(get_dataset_args())
+        d = {"x": torch.tensor(raw["x"], dtype=torch.float32), "y": torch.tensor(raw["y"], dtype=torch.long),
+             "x_test": torch.tensor(raw["x_test"], dtype=torch.float32),
+             "y_test": torch.tensor(raw["y_test"], dtype=torch.long)}
+        atomic_torch_save(d, path)
+    return TensorData(d["x"], d["y"], d["x_test"], d["y_test"], 10, DATASETS["mnist1d"].augment)
+
+
+def load_dataset(name: str, root: str | os.PathLike[str] = "~/data", download: bool = False,
+                 augment: str | None = None) -> TensorData:
+    """The data set as CPU tensors (move with `.to(device)`); `augment` overrides the data set's default."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name in ("cifar10", "cifar100"):
+        data = load_cifar(name, root, download)
+    elif name in ("tiny-imagenet", "imagenet"):
+        data = load_image_folder(name, root)
+    else:
+        data = load_mnist1d()
+    if augment is not None:
+        data.augment = augment
+    return data

@@ -1,0 +1,185 @@
+"""The single-run trainer `train_one`, and `train_many`, which hands a group to the batched trainer.
+
+Semantics are those documented in `jobs.py` (the contract both trainers follow); this file is the
+reference implementation of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import device as dev
+from .jobs import TensorData, TrainOutcome, TrainSpec
+
+EVAL_BATCH = 1000
+SHIFT_MAX = 4
+CROP_PAD = 4
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The CPU generator of one epoch: data order, then per-batch augmentation draws (see jobs.py)."""
+    return torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + epoch)
+
+
+def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """Augment one batch on x's device, random draws from `g` on the CPU (jobs.py documents the order)."""
+    if kind == "none":
+        return x
+    b = x.shape[0]
+    if kind == "crop-flip":
+        off = torch.randint(0, 2 * CROP_PAD + 1, (b, 2), generator=g).to(x.device)
+        flip = torch.randint(0, 2, (b,), generator=g).to(x.device)
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))
+        rows = off[:, 0:1] + torch.arange(h, device=x.device)            # (B, H)
+        cols = off[:, 1:2] + torch.arange(w, device=x.device)            # (B, W)
+        cols = torch.where(flip[:, None].bool(), cols.flip(1), cols)
+        bi = torch.arange(b, device=x.device)[:, None, None]
+        out = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]   # (B, H, W, C)
+        return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.contiguous_format)
+    if kind == "shift":
+        s = torch.randint(-SHIFT_MAX, SHIFT_MAX + 1, (b,), generator=g).to(x.device)
+        n = x.shape[-1]
+        idx = (torch.arange(n, device=x.device)[None, :] - s[:, None]) % n
+        flat = x.reshape(b, -1, n)
+        return torch.gather(flat, 2, idx[:, None, :].expand_as(flat)).view_as(x)
+    raise ValueError(f"unknown augmentation {kind!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Top-1 accuracy in percent, model in eval mode."""
+    was = model.training
+    model.eval()
+    correct = 0
+    fmt = dev.memory_format(device, x)
+    for i in range(0, x.shape[0], EVAL_BATCH):
+        xb = x[i:i + EVAL_BATCH].contiguous(memory_format=fmt)
+        with dev.autocast(device):
+            pred = model(xb).argmax(1)
+        correct += int((pred == y[i:i + EVAL_BATCH]).sum())
+    model.train(was)
+    return 100.0 * correct / max(1, x.shape[0])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "cpu",
+              progress: bool = False) -> TrainOutcome:
+    """Train one network as `spec` says, on `data` (already on `device`). `spec.model` is not modified."""
+    device = dev.resolve(device)
+    t0 = time.perf_counter()
+    fmt = dev.memory_format(device, data.x_train[:1])
+    model = copy.deepcopy(spec.model).to(device)
+    if fmt is torch.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    params = dict(model.named_parameters())
+    mask = {n: m.to(device, params[n].dtype) for n, m in (spec.mask or {}).items()}
+    with torch.no_grad():
+        for n, m in mask.items():
+            params[n].mul_(m)
+    r = spec.recipe
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=r.momentum, weight_decay=r.weight_decay,
+                          nesterov=r.nesterov and r.momentum > 0)
+    n = data.x_train.shape[0]
+    bs = r.batch_size
+    iters = (n + bs - 1) // bs
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    if 0 in spec.keep_epochs:
+        kept[0] = _cpu_state(model)
+    curve: list[float] = []
+    best, best_state, diverged, epochs_run = -1.0, None, False, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=spec.epochs, desc="  epochs", leave=False, unit="ep")
+    for epoch in range(spec.epochs):
+        sched_epoch = spec.schedule_offset + epoch
+        g = epoch_generator(spec.seed, sched_epoch)
+        perm = torch.randperm(n, generator=g).to(device)
+        for it in range(iters):
+            for group in opt.param_groups:
+                group["lr"] = spec.lr * r.lr_factor(sched_epoch + it / iters)
+            idx = perm[it * bs:(it + 1) * bs]
+            xb = augment_batch(data.x_train[idx], data.augment, g).contiguous(memory_format=fmt)
+            with dev.autocast(device):
+                loss = F.cross_entropy(model(xb), data.y_train[idx])
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for name, m in mask.items():
+                if params[name].grad is not None:
+                    params[name].grad.mul_(m)
+            opt.step()
+            with torch.no_grad():
+                for name, m in mask.items():
+                    params[name].mul_(m)
+        epochs_run = epoch + 1
+        acc = evaluate(model, data.x_test, data.y_test, device)
+        curve.append(acc)
+        if acc > best:
+            best = acc
+            if spec.keep_best:
+                best_state = _cpu_state(model)
+        if epochs_run in spec.keep_epochs:
+            kept[epochs_run] = _cpu_state(model)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(acc=f"{acc:.1f}")
+        if diverged:
+            break
+    if bar is not None:
+        bar.close()
+    if not curve:  # zero epochs asked: measure the starting point
+        curve.append(evaluate(model, data.x_test, data.y_test, device))
+        best = curve[-1]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return TrainOutcome(state=_cpu_state(model), top1=curve[-1], best_top1=max(best, 0.0), diverged=diverged,
+                        epochs_run=epochs_run, best_state=best_state, kept=kept, curve=curve,
+                        wall_s=time.perf_counter() - t0)
+
+
+def train_many(specs: Sequence[TrainSpec], data: TensorData, device: torch.device | str = "cpu",
+               batched: bool = False, progress: bool = False,
+               on_result: Callable[[int, TrainOutcome], None] | None = None) -> list[TrainOutcome]:
+    """Train a group of specs; with `batched`, try the batched trainer first, else one after another.
+
+    `on_result(i, outcome)` is called as each result is known (one at a time for the single trainer, so
+    a kill loses at most the run in flight; all at the end of the group for the batched trainer).
+    """
+    device = dev.resolve(device)
+    specs = list(specs)
+    if batched and len(specs) > 1:
+        try:
+            from .batched import train_batched  # optional: written separately
+        except ImportError:
+            train_batched = None
+        if train_batched is not None:
+            try:
+                outs = train_batched(specs, data, device)
+            except NotImplementedError:
+                outs = None
+            if outs is not None:
+                for i, o in enumerate(outs):
+                    if on_result:
+                        on_result(i, o)
+                return list(outs)
+    outs = []
+    for i, s in enumerate(specs):
+        o = train_one(s, data, device, progress=progress)
+        if on_result:
+            on_result(i, o)
+        outs.append(o)
+    return outs
