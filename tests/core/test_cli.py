@@ -1,0 +1,101 @@
+"""`lth-audit audit` and `lth-audit validate`: tables, JSON, exit codes, every problem listed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lth_audit.cli import main
+
+CASES = Path(__file__).parent.parent / "data" / "conformance"
+
+
+def _case(tmp_path: Path, name: str) -> Path:
+    for f in CASES.glob(f"{name}*"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path / f"{name}.lth.yaml"
+
+
+def test_audit_prints_table_writes_json_and_exits_1_on_a_failure(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(["audit", str(CASES), "--json", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "c02-secondary" in text and "⑤ fail" in text and "missing runs: rr-imp@lr=0.2" in text
+    report = json.loads(out.read_text())
+    assert report["schema"] == "lth-audit.report/1"
+    entry = next(c for c in report["claims"] if c["id"] == "c01-jackpot")
+    assert {"id", "expect", "verdict", "outcome", "witness_lr", "conditions", "missing"} <= set(entry)
+    assert [c["id"] for c in entry["conditions"]] == [1, 2, 3, 4, 5]
+    assert {"id", "status", "margin", "observed", "threshold", "best_lr"} <= set(entry["conditions"][1])
+    assert entry["witness_lr"] == 0.02 and entry["conditions"][4]["margin"] == pytest.approx(0.4)
+
+
+def test_audit_exits_0_when_every_claim_passed_or_was_boundary(tmp_path):
+    _case(tmp_path, "c01-jackpot")
+    _case(tmp_path, "c04-boundary")
+    assert main(["audit", str(tmp_path)]) == 0
+
+
+def test_audit_exits_2_on_bad_input_naming_file_line_and_field(tmp_path, capsys):
+    claim = _case(tmp_path, "c01-jackpot")
+    claim.write_text(claim.read_text().replace("expect: jackpot", "expect: jackpott"))
+    assert main(["audit", str(claim)]) == 2
+    err = capsys.readouterr().err
+    assert f"{claim}:10: [claims.0.expect]" in err and "'jackpot', 'secondary' or 'none'" in err
+
+
+def test_audit_of_a_store_with_a_bad_line_is_an_error_not_a_smaller_audit(tmp_path, capsys):
+    claim = _case(tmp_path, "c01-jackpot")
+    store = tmp_path / "c01-jackpot.jsonl"
+    lines = store.read_text().splitlines()
+    lines[3] = lines[3].replace('"top1": 91.95', '"top1": 191.95')
+    store.write_text("\n".join(lines) + "\n")
+    assert main(["audit", str(claim)]) == 2
+    assert f"{store}:4: [top1]" in capsys.readouterr().err
+
+
+def test_threshold_override_from_the_command_line(tmp_path):
+    claim = _case(tmp_path, "c04-boundary")
+    assert main(["audit", str(claim), "--similar", "1.0", "--json", str(tmp_path / "r.json")]) == 0
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["claims"]
+    assert entry["verdict"] == "jackpot"
+
+
+def test_missing_thresholds_for_an_unknown_dataset_is_an_error(tmp_path, capsys):
+    claim = _case(tmp_path, "c08-own-thresholds")
+    claim.write_text(claim.read_text().replace('thresholds: {"similar": 1.0, "gap": 0.5, "sufficient_epochs": 160}',
+                                               ""))
+    assert main(["audit", str(claim)]) == 2
+    err = capsys.readouterr().err
+    assert "[claims.0.dataset]" in err and "'mnist1d' has no thresholds" in err
+
+
+def test_no_claim_file_is_bad_input(tmp_path):
+    assert main(["audit", str(tmp_path)]) == 2
+
+
+def test_validate_lists_every_problem(tmp_path, capsys):
+    (tmp_path / "a.jsonl").write_text('{"schema": "lth-audit.run/1"}\nnot json\n')
+    (tmp_path / "c.lth.yaml").write_text("records: [a.jsonl]\nclaims:\n  - id: x\n    arch: a\n")
+    assert main(["validate", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'a.jsonl'}:2:" in out and "[run_id]" in out
+    assert "[claims.0.dataset]" in out and "[claims.0.setting]" in out
+    assert out.splitlines()[-1].endswith("problems") and "0 problems" not in out
+
+
+def test_validate_passes_good_inputs(capsys):
+    assert main(["validate", str(CASES)]) == 0
+    assert "0 problems" in capsys.readouterr().out
+
+
+def test_the_audit_path_does_not_import_torch():
+    code = ("import sys, lth_audit.cli, lth_audit.audit, lth_audit.correlation;"
+            "lth_audit.cli.main(['validate', sys.argv[1]]);"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code, str(CASES)], check=True, capture_output=True)

@@ -1,0 +1,39 @@
+"""R_p of Appendix E."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lth_audit.correlation import correlation_indicator
+
+
+def test_identical_weights_give_one_and_reversed_give_zero():
+    w = {"a": np.arange(1, 101, dtype=float), "b": np.arange(1, 51, dtype=float)}
+    assert correlation_indicator(w, w, p=0.1) == 1.0
+    rev = {k: v[::-1].copy() for k, v in w.items()}
+    assert correlation_indicator(w, rev, p=0.1) == 0.0
+
+
+def test_independent_weights_give_about_p():
+    g = np.random.default_rng(0)
+    a, b = {"w": g.normal(size=200_000)}, {"w": g.normal(size=200_000)}
+    assert correlation_indicator(a, b, p=0.1) == pytest.approx(0.1, abs=0.01)
+
+
+def test_masked_weights_are_not_counted_and_p_is_of_the_remaining():
+    a = {"w": torch.tensor([10.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])}
+    b = {"w": torch.tensor([0.0, 0.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])}
+    mask = {"w": torch.tensor([0, 0, 1, 1, 1, 1, 1, 1, 1, 1])}
+    # Remaining: 8 weights, p = 0.25 -> top 2. In a: 8, 7 (idx 9, 8); in b: 9, 7 (idx 2, 9). Overlap 1.
+    assert correlation_indicator(a, b, p=0.25, masks=mask) == pytest.approx(1 / (0.25 * 8))
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="p must be"):
+        correlation_indicator({"w": [1.0]}, {"w": [1.0]}, p=0)
+    with pytest.raises(KeyError, match="only one"):
+        correlation_indicator({"w": [1.0]}, {"v": [1.0]})
+    with pytest.raises(ValueError, match="shapes differ"):
+        correlation_indicator({"w": [1.0, 2.0]}, {"w": [1.0]})
