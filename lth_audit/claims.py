@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .conditions import PROFILES, ProfileName
 from .records import InputError, Problem, RunRecord, Setting, load_records, problems_from_validation
@@ -46,6 +46,38 @@ class Claim(BaseModel):
         return v
 
 
+RuleName = Literal["imp-over-omp", "small-lr", "capacity-sparsity", "large-lr-init"]
+RULE_NEEDS = {"imp-over-omp": ("sparsity", "residual"), "small-lr": ("sparsity", "residual"),
+              "capacity-sparsity": ("smaller",), "large-lr-init": ("sparsity",)}
+
+
+class GuidelineClaim(BaseModel):
+    """One `guideline:` entry of a claim file: a rule asserted for one network on one data set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1)]
+    rule: RuleName
+    arch: Annotated[str, Field(min_length=1)]
+    dataset: Annotated[str, Field(min_length=1)]
+    sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    setting: Setting = Setting.LT_IMP
+    residual: bool | None = None            # rules 1 and 2: does `arch` have residual connections?
+    smaller: str | None = None              # rule 3: the less redundant network to compare with
+
+    @field_validator("dataset")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.strip().lower()
+
+    @model_validator(mode="after")
+    def _needs(self) -> GuidelineClaim:
+        for name in RULE_NEEDS[self.rule]:
+            if getattr(self, name) is None:
+                raise ValueError(f"rule {self.rule!r} needs `{name}`")
+        return self
+
+
 class ClaimFileModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,7 +85,14 @@ class ClaimFileModel(BaseModel):
     profile: ProfileName = "rigorous"
     metric: Metric = "top1"
     thresholds: ThresholdOverrides | None = None
-    claims: Annotated[list[Claim], Field(min_length=1)]
+    claims: list[Claim] = []
+    guideline: list[GuidelineClaim] = []
+
+    @model_validator(mode="after")
+    def _something(self) -> ClaimFileModel:
+        if not self.claims and not self.guideline:
+            raise ValueError("a claim file needs at least one entry under `claims:` or `guideline:`")
+        return self
 
     @field_validator("records", mode="before")
     @classmethod
@@ -69,12 +108,16 @@ class ClaimFile:
     model: ClaimFileModel
     records: tuple[RunRecord, ...]
     store_paths: tuple[Path, ...]
-    thresholds: dict[str, Thresholds]   # per claim id
-    lines: dict[str, int]               # claim id -> line of its `- id:` entry
+    thresholds: dict[str, Thresholds]   # per claim or guideline id
+    lines: dict[str, int]               # claim or guideline id -> line of its `- id:` entry
 
     @property
     def claims(self) -> list[Claim]:
         return self.model.claims
+
+    @property
+    def guideline(self) -> list[GuidelineClaim]:
+        return self.model.guideline
 
 
 def _line_map(node: yaml.Node, loc: tuple = ()) -> Iterator[tuple[tuple, int]]:
@@ -128,20 +171,22 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
     thresholds: dict[str, Thresholds] = {}
     profile = PROFILES[model.profile]
     merged = (model.thresholds or ThresholdOverrides()).merged(overrides)
-    for i, claim in enumerate(model.claims):
-        if claim.id in seen:
-            problems.append(Problem(str(path), lines.get(("claims", i, "id")), f"claims.{i}.id",
-                                    f"duplicate claim id {claim.id!r}"))
-        seen.add(claim.id)
-        if claim.setting not in profile.ticket_settings:
+    entries = [("claims", i, c) for i, c in enumerate(model.claims)]
+    entries += [("guideline", i, g) for i, g in enumerate(model.guideline)]
+    for key, i, entry in entries:
+        if entry.id in seen:
+            problems.append(Problem(str(path), lines.get((key, i, "id")), f"{key}.{i}.id",
+                                    f"duplicate claim id {entry.id!r}"))
+        seen.add(entry.id)
+        if key == "claims" and entry.setting not in profile.ticket_settings:
             allowed = ", ".join(sorted(s.value for s in profile.ticket_settings))
-            problems.append(Problem(str(path), lines.get(("claims", i, "setting")), f"claims.{i}.setting",
+            problems.append(Problem(str(path), lines.get((key, i, "setting")), f"{key}.{i}.setting",
                                     f"profile {profile.name!r} judges tickets of setting {allowed}, "
-                                    f"not {claim.setting.value!r}"))
+                                    f"not {entry.setting.value!r}"))
         try:
-            thresholds[claim.id] = resolve(claim.dataset, merged)
+            thresholds[entry.id] = resolve(entry.dataset, merged)
         except MissingThresholds as exc:
-            problems.append(Problem(str(path), lines.get(("claims", i, "dataset")), f"claims.{i}.dataset", str(exc)))
+            problems.append(Problem(str(path), lines.get((key, i, "dataset")), f"{key}.{i}.dataset", str(exc)))
     stores, store_problems = _resolve_stores(path, model.records, lines)
     problems.extend(store_problems)
     loaded = load_records(stores)
@@ -152,7 +197,7 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
                         for r in loaded.records if r.best_top1 is None)
     if problems:
         raise InputError(problems)
-    claim_lines = {c.id: lines.get(("claims", i), 0) for i, c in enumerate(model.claims)}
+    claim_lines = {e.id: lines.get((key, i), 0) for key, i, e in entries}
     return ClaimFile(path, model, tuple(loaded.records), tuple(stores), thresholds, claim_lines)
 
 
