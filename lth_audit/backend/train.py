@@ -153,10 +153,10 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
 
 def train_many(specs: Sequence[TrainSpec], data: TensorData, device: torch.device | str = "cpu",
                batched: bool = False, progress: bool = False,
-               on_result: Callable[[int, TrainOutcome], None] | None = None) -> list[TrainOutcome]:
+               on_result: Callable[[int, TrainOutcome, str], None] | None = None) -> list[TrainOutcome]:
     """Train a group of specs; with `batched`, try the batched trainer first, else one after another.
 
-    `on_result(i, outcome)` is called as each result is known (one at a time for the single trainer, so
+    `on_result(i, outcome, trainer)` (trainer: "single" or "batched") is called as each result is known (one at a time for the single trainer, so
     a kill loses at most the run in flight; all at the end of the group for the batched trainer).
     """
     device = dev.resolve(device)
@@ -174,12 +174,12 @@ def train_many(specs: Sequence[TrainSpec], data: TensorData, device: torch.devic
             if outs is not None:
                 for i, o in enumerate(outs):
                     if on_result:
-                        on_result(i, o)
+                        on_result(i, o, "batched")
                 return list(outs)
     outs = []
     for i, s in enumerate(specs):
         o = train_one(s, data, device, progress=progress)
         if on_result:
-            on_result(i, o)
+            on_result(i, o, "single")
         outs.append(o)
     return outs

@@ -1,0 +1,110 @@
+"""`lth-audit models | plan | run`: the backend's subcommands.
+
+`register(subparsers)` adds them to the CLI's argparse tree without importing torch; each handler
+imports what it needs. `python -m lth_audit.backend.commands ...` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _input_error(exc) -> int:
+    for p in exc.problems:
+        print(f"error: {p}", file=sys.stderr)
+    return 2
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+    from .models import REGISTRY, count_params
+
+    if args.dataset is not None and args.dataset not in DATASETS:
+        print(f"error: unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    rows = []
+    for name, e in REGISTRY.items():
+        ds = args.dataset or e.default_dataset
+        if e.kind != DATASETS[ds].kind:
+            continue
+        rows.append({"name": name, "params": count_params(name, ds), "dataset": ds,
+                     "dense": list(e.dense), "description": e.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']:<17} {r['params'] / 1e6:>8.2f}M  {r['dataset']:<14} {r['description']}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ..records import InputError, RecordStore
+    from .experiment import load_experiment
+    from .plan import describe, make_plan
+
+    try:
+        exp = load_experiment(args.file)
+        done = RecordStore(exp.out_path).run_ids()
+    except InputError as exc:
+        return _input_error(exc)
+    print(describe(make_plan(exp), done))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..records import InputError
+    from .experiment import load_experiment
+    from .run import Runner
+
+    if args.executor != "local":
+        print(f"error: executor {args.executor!r} is not available; use --executor local", file=sys.stderr)
+        return 2
+    try:
+        exp = load_experiment(args.file)
+        runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched)
+        summary = runner.run()
+    except InputError as exc:
+        return _input_error(exc)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    msg = (f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
+           f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on {runner.device} -> {exp.out_path}")
+    print(msg)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `models`, `plan` and `run` to an argparse subparsers object (no torch import here)."""
+    p = subparsers.add_parser("models", help="list the model registry with parameter counts")
+    p.add_argument("--dataset", default=None, help="build for this data set (fixes stem and class count)")
+    p.add_argument("--json", action="store_true", help="JSON: a list of {name, params, ...}")
+    p.set_defaults(func=cmd_models)
+
+    p = subparsers.add_parser("plan", help="show the runs of an experiment file, what is done, epochs left")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_plan)
+
+    p = subparsers.add_parser("run", help="train the runs of an experiment file, appending records to `out`")
+    p.add_argument("file")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                   help="train a stage's runs together with the batched trainer (default: on CUDA only)")
+    p.set_defaults(func=cmd_run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lth-audit", description="lth-audit backend commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

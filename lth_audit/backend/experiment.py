@@ -1,0 +1,191 @@
+"""Experiment files (SPEC §5): the YAML that `lth-audit run` trains, parsed into a pydantic model.
+
+Every problem is reported with the file, the line and the field (`InputError` of `Problem`s). Relative
+paths (`out`, `data_root`) are taken relative to the experiment file's folder, like claim files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..records import InputError, Problem, Setting, problems_from_validation
+from .recipes import PRESETS, Recipe
+
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+
+DEFAULT_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
+                  "imagenet": "imagenet", "mnist1d": "mnist1d"}
+_RECIPE_KEYS = ("epochs", "batch_size", "momentum", "weight_decay", "schedule", "milestones", "gamma",
+                "warmup_epochs", "nesterov", "imp_rate")
+
+
+class Experiment(BaseModel):
+    """One experiment: one arch on one data set, a grid of learning rates x seeds x settings x sparsities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    arch: str
+    dataset: str
+    data_root: str = "~/data"
+    download: bool = False
+    recipe: str | None = None            # default: the data set's preset
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    batch_size: Annotated[int, Field(ge=1)] | None = None
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    weight_decay: Annotated[float, Field(ge=0.0)] | None = None
+    schedule: Literal["step", "cosine", "constant"] | None = None
+    milestones: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = None
+    gamma: PositiveFloat | None = None
+    warmup_epochs: Annotated[int, Field(ge=0)] | None = None
+    nesterov: bool | None = None
+    imp_rate: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
+    settings: Annotated[list[Setting], Field(min_length=1)]
+    sparsities: list[Fraction] = []
+    rewind_epoch: Annotated[int, Field(ge=1)] | None = None
+    out: Annotated[str, Field(min_length=1)]
+    ignore: list[str] | None = None      # layers left dense (module names / globs); default: the arch's
+    prune_from: Literal["last", "best"] = "last"
+    augment: Literal["none", "crop-flip", "shift"] | None = None
+    width: PositiveFloat = 1.0
+
+    # Set by load_experiment: where the file is (relative paths resolve against it).
+    source: str | None = Field(default=None, exclude=True)
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source else Path.cwd()
+
+    def _resolve(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def out_path(self) -> Path:
+        return self._resolve(self.out)
+
+    @property
+    def data_path(self) -> Path:
+        return self._resolve(self.data_root)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_path.with_name(self.out_path.name + ".ckpt")
+
+    @property
+    def recipe_obj(self) -> Recipe:
+        base = PRESETS[self.recipe or DEFAULT_RECIPE[self.dataset]]
+        changes = {k: getattr(self, k) for k in _RECIPE_KEYS if getattr(self, k) is not None}
+        if self.rewind_epoch is not None:
+            changes["rewind_epoch"] = self.rewind_epoch
+        return base.override(**changes)
+
+    @property
+    def epochs_total(self) -> int:
+        return self.recipe_obj.epochs
+
+    @property
+    def rewind(self) -> int:
+        return self.recipe_obj.rewind_epoch
+
+    def setting_set(self) -> set[Setting]:
+        return set(self.settings)
+
+    def config_hash(self) -> str:
+        body = json.dumps(self.model_dump(mode="json", exclude={"source"}), sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+def _line_map(node: yaml.Node, path: tuple = (), out: dict[tuple, int] | None = None) -> dict[tuple, int]:
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = path + (k.value,)
+            out[key] = k.start_mark.line + 1
+            _line_map(v, key, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[path + (i,)] = v.start_mark.line + 1
+            _line_map(v, path + (i,), out)
+    return out
+
+
+def _semantic_problems(exp: Experiment, path: str, lines: dict[tuple, int]) -> list[Problem]:
+    from .data import DATASETS
+    from .models import REGISTRY
+    from .pruning import imp_round
+
+    probs: list[Problem] = []
+
+    def bad(loc: tuple, reason: str) -> None:
+        probs.append(Problem(path, lines.get(loc) or lines.get(loc[:1]), ".".join(map(str, loc)), reason))
+
+    if exp.dataset not in DATASETS:
+        bad(("dataset",), f"unknown dataset {exp.dataset!r}; known: {', '.join(DATASETS)}")
+    if exp.arch not in REGISTRY:
+        bad(("arch",), f"unknown arch {exp.arch!r}; `lth-audit models` lists: {', '.join(REGISTRY)}")
+    elif exp.dataset in DATASETS and REGISTRY[exp.arch].kind != DATASETS[exp.dataset].kind:
+        bad(("arch",), f"arch {exp.arch!r} takes {REGISTRY[exp.arch].kind} data, {exp.dataset!r} is "
+                       f"{DATASETS[exp.dataset].kind}")
+    if exp.recipe is not None and exp.recipe not in PRESETS:
+        bad(("recipe",), f"unknown recipe {exp.recipe!r}; presets: {', '.join(PRESETS)}")
+    if probs:
+        return probs
+    r = exp.recipe_obj
+    for i, s in enumerate(exp.sparsities):
+        try:
+            imp_round(s, r.imp_rate)
+        except ValueError as exc:
+            bad(("sparsities", i), str(exc))
+    if len(set(exp.lrs)) != len(exp.lrs):
+        bad(("lrs",), "learning rates repeat")
+    if len(set(exp.seeds)) != len(exp.seeds):
+        bad(("seeds",), "seeds repeat")
+    needs_mask = {s for s in exp.settings if s.method is not None} | ({Setting.SDT} & set(exp.settings))
+    if needs_mask and not exp.sparsities:
+        bad(("sparsities",), f"settings {sorted(s.value for s in needs_mask)} need at least one sparsity")
+    if any(s.value.startswith("wr-") for s in exp.settings) and not 1 <= r.rewind_epoch < r.epochs:
+        bad(("rewind_epoch",), f"rewind epoch {r.rewind_epoch} must be in [1, epochs={r.epochs})")
+    return probs
+
+
+def parse_experiment(text: str, path: str = "<experiment>") -> Experiment:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError([Problem(path, mark.line + 1 if mark else None, None, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise InputError([Problem(path, 1, None, "an experiment file is a YAML mapping")])
+    lines = _line_map(node) if node is not None else {}
+    try:
+        exp = Experiment.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise InputError(problems_from_validation(path, None, exc, lines)) from exc
+    probs = _semantic_problems(exp, path, lines)
+    if probs:
+        raise InputError(probs)
+    return exp
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem(str(path), None, None, f"cannot read experiment file: {exc}")]) from exc
+    return parse_experiment(text, str(path))
+
+
+def dump(exp: Experiment) -> dict[str, Any]:
+    return exp.model_dump(mode="json", exclude={"source"})
