@@ -1,6 +1,6 @@
 """Data sets: what each one is (DATASETS) and how it becomes a `TensorData` on the training device.
 
-- cifar10 / cifar100: torchvision's CIFAR readers from a local root (`cifar-10-batches-py/` ...);
+- cifar10 / cifar100: the CIFAR python-format pickles under a local root (`cifar-10-batches-py/` ...);
   downloaded only when the experiment says `download: true`. Normalised with the usual per-channel
   mean/std; augmentation "crop-flip" is done on the device per batch by the trainer.
 - tiny-imagenet / imagenet: ImageFolder trees (`train/`, and `val/` either as class folders or
@@ -78,20 +78,44 @@ def _normalise_images(x_uint8_nhwc: torch.Tensor, info: DatasetInfo) -> torch.Te
     return (x - mean) / std
 
 
-def load_cifar(name: str, root: str | os.PathLike[str], download: bool = False) -> TensorData:
-    import torchvision
+_CIFAR_FILES = {"cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels"),
+                "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels")}
 
+
+def _read_cifar_batches(folder: Path, files: list[str], label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import pickle
+
+    import numpy as np
+
+    xs, ys = [], []
+    for name in files:
+        with open(folder / name, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.extend(entry[label_key])
+    x = torch.from_numpy(np.concatenate(xs)).permute(0, 2, 3, 1).contiguous()  # NHWC like torchvision's .data
+    return x, torch.tensor(ys, dtype=torch.long)
+
+
+def load_cifar(name: str, root: str | os.PathLike[str], download: bool = False) -> TensorData:
+    """Read the CIFAR python-format pickles (the files torchvision's CIFAR10/100 read) under `root`.
+
+    The pickles are read directly (same format and keys as torchvision's reader, without its md5 check
+    of the whole archive); torchvision is used only to download when `download` is true.
+    """
     info = DATASETS[name]
-    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    root = str(Path(root).expanduser())
-    parts = []
-    for train in (True, False):
-        try:
-            ds = cls(root, train=train, download=download)
-        except RuntimeError as exc:
-            raise FileNotFoundError(f"{name}: no data under {root} ({exc}); set `download: true` to fetch it") from exc
-        parts.append((torch.from_numpy(ds.data), torch.tensor(ds.targets, dtype=torch.long)))
-    (xtr, ytr), (xte, yte) = parts
+    sub, train_files, test_files, label_key = _CIFAR_FILES[name]
+    root = Path(root).expanduser()
+    folder = root / sub
+    if not all((folder / f).is_file() for f in train_files + test_files):
+        if not download:
+            raise FileNotFoundError(f"{name}: no {sub}/ under {root}; set `download: true` to fetch it")
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        cls(str(root), train=True, download=True)
+    xtr, ytr = _read_cifar_batches(folder, train_files, label_key)
+    xte, yte = _read_cifar_batches(folder, test_files, label_key)
     return TensorData(_normalise_images(xtr, info), ytr, _normalise_images(xte, info), yte, info.num_classes,
                       info.augment)
 

@@ -1,0 +1,84 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lth_audit.backend.data import DATASETS, load_dataset, load_mnist1d
+
+
+def _write_cifar(root, n_train=20, n_test=10):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def batch(n, tag):
+        # the real files are Python 2 pickles whose str keys load as str with encoding="latin1"
+        return {"batch_label": tag, "labels": rng.integers(0, 10, n).tolist(),
+                "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                "filenames": [f"{tag}-{i}.png" for i in range(n)]}
+
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump(batch(n_train // 5, f"train{i}"), f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch(n_test, "test"), f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": 4,
+                     "num_vis": 3072}, f)
+
+
+def test_cifar_loader_on_written_batches(tmp_path):
+    _write_cifar(tmp_path)
+    d = load_dataset("cifar10", tmp_path)
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (10, 3, 32, 32)
+    assert d.y_train.dtype == torch.long and d.num_classes == 10 and d.augment == "crop-flip"
+    assert abs(float(d.x_train.mean())) < 1.5  # normalised
+    # pixel layout: row-major 1024 R, then G, then B values per image, as in the real files
+    import pickle
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    r0 = torch.tensor(raw["data"][0][:1024].reshape(32, 32), dtype=torch.float32) / 255
+    assert torch.allclose(d.x_train[0, 0], (r0 - 0.4914) / 0.2470, atol=1e-5)
+    assert d.y_train[:4].tolist() == raw["labels"]
+
+
+def test_cifar_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download: true"):
+        load_dataset("cifar10", tmp_path)
+
+
+def _img(path, size, color):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+
+
+def test_image_folder_tiny_imagenet_layouts(tmp_path):
+    for c, color in (("n01", (255, 0, 0)), ("n02", (0, 0, 255))):
+        for i in range(3):
+            _img(tmp_path / "train" / c / "images" / f"{c}_{i}.JPEG", 64, color)
+    _img(tmp_path / "val" / "images" / "val_0.JPEG", 64, (0, 0, 255))
+    _img(tmp_path / "val" / "images" / "val_1.JPEG", 64, (255, 0, 0))
+    (tmp_path / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn02\t0\t0\t63\t63\n"
+                                                          "val_1.JPEG\tn01\t0\t0\t63\t63\n")
+    d = load_dataset("tiny-imagenet", tmp_path)
+    assert d.x_train.shape == (6, 3, 64, 64) and d.y_train.tolist() == [0, 0, 0, 1, 1, 1]
+    assert d.y_test.tolist() == [1, 0] and d.num_classes == 200
+    # red image: channel 0 high, channel 2 low after normalisation
+    assert d.x_train[0, 0].mean() > 0 > d.x_train[0, 2].mean()
+
+
+def test_image_folder_imagenet_class_folders(tmp_path):
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            _img(tmp_path / split / c / "x.png", 300, (10, 200, 30))
+    d = load_dataset("imagenet", tmp_path)
+    assert d.x_train.shape == (2, 3, 224, 224) and d.y_test.tolist() == [0, 1]
+
+
+def test_mnist1d_cached():
+    a = load_mnist1d()
+    b = load_mnist1d()
+    assert a.x_train.shape == (4000, 40) and a.x_test.shape == (1000, 40) and torch.equal(a.x_train, b.x_train)
+    assert DATASETS["mnist1d"].num_classes == 10
