@@ -178,8 +178,8 @@ def _draw_accuracy(r: ClaimResult) -> str:
                 label += f" ({epochs} ep)"
             xs = [c.lr for c in cells]
             ys = [c.mean for c in cells]
-            lo = [c.mean - min(c.values) for c in cells]
-            hi = [max(c.values) - c.mean for c in cells]
+            lo = [max(0.0, c.mean - min(c.values)) for c in cells]  # fsum mean vs min: no -1e-16
+            hi = [max(0.0, max(c.values) - c.mean) for c in cells]
             short = epochs < th.sufficient_epochs
             ax.errorbar(xs, ys, yerr=[lo, hi], label=label, color=colour, marker=marker, markersize=3.5,
                         linewidth=1.1, capsize=2, elinewidth=0.7, linestyle=":" if short else "-",
@@ -242,8 +242,8 @@ def _draw_correlation(rows: Sequence[dict[str, float]], setting: str) -> str:
                 continue
             xs = sorted(pts)
             means = [sum(pts[x]) / len(pts[x]) for x in xs]
-            lo = [m - min(pts[x]) for m, x in zip(means, xs)]
-            hi = [max(pts[x]) - m for m, x in zip(means, xs)]
+            lo = [max(0.0, m - min(pts[x])) for m, x in zip(means, xs)]
+            hi = [max(0.0, max(pts[x]) - m) for m, x in zip(means, xs)]
             ax.errorbar(xs, means, yerr=[lo, hi], label=label, color=colour, marker=marker, markersize=3.5,
                         linewidth=1.1, capsize=2, elinewidth=0.7)
         for p in sorted({row["p"] for row in rows}):
