@@ -218,11 +218,11 @@ class CNN1d(nn.Module):
 
 
 class Block1d(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, skip: bool):
+    def __init__(self, cin: int, mid: int, cout: int, stride: int, skip: bool):
         super().__init__()
-        self.conv1 = nn.Conv1d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm1d(cout)
-        self.conv2 = nn.Conv1d(cout, cout, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv1d(cin, mid, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(mid)
+        self.conv2 = nn.Conv1d(mid, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm1d(cout)
         self.skip = skip
         self.downsample: nn.Module | None = None
@@ -241,13 +241,13 @@ class ResNet1d(nn.Module):
 
     def __init__(self, num_classes: int, w: float, skip: bool = True):
         super().__init__()
-        ch = _Widths(w, 2)
+        ch = _Widths(w, 5)
         a, b = ch(16), ch(32)
         self.conv1 = nn.Conv1d(1, a, 5, 2, 2, bias=False)
         self.bn1 = nn.BatchNorm1d(a)
-        self.layer1 = Block1d(a, a, 1, skip)
-        self.layer2 = Block1d(a, b, 2, skip)
-        self.layer3 = Block1d(b, b, 1, skip)
+        self.layer1 = Block1d(a, ch(16), a, 1, skip)
+        self.layer2 = Block1d(a, ch(32), b, 2, skip)
+        self.layer3 = Block1d(b, ch(32), b, 1, skip)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.fc = nn.Linear(b, num_classes)
 

@@ -26,3 +26,9 @@ def write_experiment(folder: Path, name: str = "tiny", **over) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
+
+
+@pytest.fixture
+def write_exp():
+    """The `write_experiment` helper, as a fixture (test files here are not a package)."""
+    return write_experiment

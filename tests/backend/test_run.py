@@ -1,0 +1,108 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lth_audit.backend.commands import main
+from lth_audit.backend.experiment import load_experiment
+from lth_audit.backend.models import count_params, search_width
+from lth_audit.backend.run import Runner
+from lth_audit.records import RecordStore, Setting, load_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_experiment_end_to_end(tmp_path, capsys, write_exp):
+    path = write_exp(tmp_path)
+    assert main(["run", str(path), "--quiet", "--device", "cpu"]) == 0
+    res = load_records([tmp_path / "tiny.jsonl"])
+    assert not res.problems
+    recs = {r.run_id: r for r in res.records}
+    assert {r.setting for r in recs.values()} == set(Setting)
+    lt = recs["tiny/mlp-lt-imp-s0.36-lr0.05-seed0"]
+    assert lt.sparsity == 0.36 and lt.mask_lr == 0.05 and lt.r_p.p == 0.1 and lt.r_p.init is not None
+    assert recs["tiny/mlp-rr-imp-s0.36-lr0.05-seed0"].r_p.reinit is not None
+    wr = recs["tiny/mlp-wr-omp-s0.36-lr0.05-seed0"]
+    assert wr.rewind_epoch == 1 and wr.epochs == 1
+    sdt = recs["tiny/mlp-sdt-s0.36-lr0.05-seed0"]
+    assert abs(sdt.params / lt.params - 1) < 0.02
+    assert all(r.meta["device"] == "cpu" and "config_hash" in r.meta and "torch" in r.meta for r in recs.values())
+    # checkpoints load with weights_only=True
+    ck = tmp_path / "tiny.jsonl.ckpt"
+    files = sorted(ck.rglob("*.pt"))
+    assert any("masks" in str(f) for f in files) and any(f.name == "rewind.pt" for f in files)
+    for f in files:
+        obj = torch.load(f, weights_only=True)
+        assert isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())
+    mask = torch.load(ck / "masks" / "imp-k2-lr0.05-seed0.pt", weights_only=True)
+    final = torch.load(ck / "runs" / "tiny__mlp-lt-imp-s0.36-lr0.05-seed0" / "final.pt", weights_only=True)
+    assert torch.all(final["fc1.weight"][mask["fc1.weight"] == 0] == 0)
+    # a second call trains nothing
+    capsys.readouterr()
+    assert main(["run", str(path), "--quiet", "--device", "cpu"]) == 0
+    assert "trained 0 runs" in capsys.readouterr().out
+
+
+def test_cpu_records_are_identical_across_runs(tmp_path, write_exp):
+    tops = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        exp = load_experiment(write_exp(tmp_path / sub, settings=["pretrain", "lt-omp", "rr-omp"]))
+        Runner(exp, device="cpu", quiet=True).run()
+        tops.append({r.run_id: (r.top1, r.best_top1, r.r_p) for r in RecordStore(exp.out_path).load()})
+    assert tops[0] == tops[1]
+
+
+def test_diverged_run_is_recorded_and_grid_goes_on(tmp_path, write_exp):
+    exp = load_experiment(write_exp(tmp_path, lrs=[0.05, 1e9], settings=["pretrain", "lt-omp"]))
+    summary = Runner(exp, device="cpu", quiet=True).run()
+    recs = {r.run_id: r for r in RecordStore(exp.out_path).load()}
+    assert len(recs) == 4
+    assert recs["tiny/mlp-pretrain-s0-lr1e+09-seed0"].diverged
+    assert not recs["tiny/mlp-pretrain-s0-lr0.05-seed0"].diverged
+    assert len(summary.diverged) >= 1
+    assert all(0 <= r.top1 <= 100 for r in recs.values())
+
+
+@pytest.mark.parametrize("arch,s", [("mlp", 0.59), ("mlp", 0.914), ("resnet20", 0.832), ("resnet1d", 0.59)])
+def test_sdt_width_matches_within_2_percent(arch, s):
+    from lth_audit.backend.models import build_model, entry
+    from lth_audit.backend.pruning import prunable_names
+    ds = "mnist1d" if arch != "resnet20" else "cifar10"
+    m = build_model(arch, ds, device="meta")
+    n_prunable = sum(dict(m.named_parameters())[n].numel() for n in prunable_names(m, entry(arch).dense))
+    target = count_params(arch, ds) - round(s * n_prunable)
+    w, params = search_width(arch, ds, target)
+    assert w < 1 and abs(params / target - 1) < 0.02 and params == count_params(arch, ds, w)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path, write_exp):
+    path = write_exp(tmp_path, lrs=[0.05, 0.1], seeds=[0, 1], epochs=3,
+                            settings=["pretrain", "lt-imp", "lt-omp"])
+    out = tmp_path / "tiny.jsonl"
+    cmd = [sys.executable, "-m", "lth_audit.backend.commands", "run", str(path), "--quiet", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and len(RecordStore(out).load()) >= 1:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = out.read_text().splitlines()
+    assert 1 <= len(before) < 16
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    after = out.read_text().splitlines()
+    assert after[:len(before)] == before            # finished runs were not redone (same lines, same wall_s)
+    ids = [r.run_id for r in load_records([out]).raise_on_problems()]
+    assert len(ids) == len(set(ids)) == 16          # 4 pretrain + 2 IMP rounds x 4 + 4 lt-omp
+    assert f"trained {16 - len(before)} runs" in done.stdout
