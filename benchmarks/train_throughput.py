@@ -1,0 +1,145 @@
+"""Training throughput (runs x epochs per second) of one slice of a grid, four ways, in one process.
+
+    python benchmarks/train_throughput.py [--epochs 4] [--repeats 2] [--device cpu|cuda]
+
+For `mlp` and `cnn1d` on MNIST-1D (12 runs = 4 lrs x 3 seeds, the mnist1d recipe, batch 100):
+  reference  one run at a time: DataLoader(shuffle) + torch.optim.SGD + per-epoch test accuracy
+  train_one  the single-run trainer (lth_audit.backend.train.train_one)
+  batched    all runs at once (lth_audit.backend.batched.train_batched)
+  ceiling    forward+backward of the network on one 4000-sample batch: the most the kernels give per sample
+With --device cuda it also trains ResNet-20 on CIFAR-shaped random tensors, 16 runs, batched vs reference.
+Each figure is the best of --repeats timings. Ends with the two ratio lines the project tracks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lth_audit.backend.batched import train_batched
+from lth_audit.backend.data import DATASETS, load_mnist1d
+from lth_audit.backend.device import autocast
+from lth_audit.backend.jobs import TensorData, TrainSpec
+from lth_audit.backend.models import build_model
+from lth_audit.backend.recipes import Recipe, recipe
+from lth_audit.backend.train import train_one
+
+LRS = (0.003, 0.01, 0.03, 0.1)
+SEEDS = (0, 1, 2)
+
+
+def reference_loop(spec: TrainSpec, data: TensorData, device: torch.device) -> float:
+    """The plain way: DataLoader, torch.optim.SGD, per-epoch lr from the recipe, test accuracy each epoch."""
+    model = copy.deepcopy(spec.model).to(device)
+    r = spec.recipe
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+    gen = torch.Generator().manual_seed(spec.seed)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=r.batch_size, shuffle=True,
+                        generator=gen)
+    acc = 0.0
+    for epoch in range(spec.epochs):
+        for group in opt.param_groups:
+            group["lr"] = spec.lr * r.lr_factor(epoch)
+        model.train()
+        for xb, yb in loader:
+            opt.zero_grad(set_to_none=True)
+            with autocast(device):
+                loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad(), autocast(device):
+            acc = sum(int((model(data.x_test[i:i + 1000]).argmax(1) == data.y_test[i:i + 1000]).sum())
+                      for i in range(0, len(data.x_test), 1000)) / len(data.x_test)
+    return acc
+
+
+def ceiling_time(model: nn.Module, data: TensorData, device: torch.device, batch: int = 4000) -> float:
+    """Seconds per sample of forward+backward on one `batch`-sample batch (best of 5 after warm-up)."""
+    model = copy.deepcopy(model).to(device).train()
+    xb, yb = data.x_train[:batch], data.y_train[:batch]
+
+    def once() -> None:
+        model.zero_grad(set_to_none=True)
+        with autocast(device):
+            F.cross_entropy(model(xb), yb).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    once()
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        once()
+        best = min(best, time.perf_counter() - t)
+    return best / xb.shape[0]
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def grid(arch: str, dataset: str, rc: Recipe, epochs: int, lrs: tuple[float, ...], seeds: tuple[int, ...],
+         device: torch.device) -> list[TrainSpec]:
+    return [TrainSpec(build_model(arch, dataset, seed=s).to(device), lr=lr, seed=s, recipe=rc, epochs=epochs)
+            for lr in lrs for s in seeds]
+
+
+def bench(arch: str, data: TensorData, specs: list[TrainSpec], device: torch.device, repeats: int,
+          with_train_one: bool = True) -> dict[str, float]:
+    """runs x epochs / s of each way."""
+    work = len(specs) * specs[0].epochs
+    out = {"reference": work / timed(lambda: [reference_loop(s, data, device) for s in specs], device, repeats)}
+    if with_train_one:
+        out["train_one"] = work / timed(lambda: [train_one(s, data, device) for s in specs], device, repeats)
+    out["batched"] = work / timed(lambda: train_batched(specs, data, device), device, repeats)
+    out["ceiling"] = 1.0 / (ceiling_time(specs[0].model, data, device) * data.x_train.shape[0])
+    print(f"{arch:9s} " + "  ".join(f"{k} {v:8.2f}" for k, v in out.items()), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"runs x epochs / s (higher is better)")
+    data = load_mnist1d().to(device)
+    rc = recipe("mnist1d")
+    res = {arch: bench(arch, data, grid(arch, "mnist1d", rc, args.epochs, LRS, SEEDS, device), device, args.repeats)
+           for arch in ("mlp", "cnn1d")}
+    if device.type == "cuda":
+        info = DATASETS["cifar10"]
+        g = torch.Generator().manual_seed(0)
+        cifar = TensorData(torch.randn(10000, 3, 32, 32, generator=g), torch.randint(0, 10, (10000,), generator=g),
+                           torch.randn(2000, 3, 32, 32, generator=g), torch.randint(0, 10, (2000,), generator=g),
+                           info.num_classes, "crop-flip").to(device)
+        specs = grid("resnet20", "cifar10", recipe("cifar", batch_size=128), 1, (0.01, 0.03, 0.1, 0.3),
+                     (0, 1, 2, 3), device)
+        r20 = bench("resnet20", cifar, specs, device, 1, with_train_one=False)
+        print(f"batched/reference (resnet20, 16 runs): {r20['batched'] / r20['reference']:.2f}x")
+    print(f"batched/reference (mlp): {res['mlp']['batched'] / res['mlp']['reference']:.2f}x")
+    print(f"batched/ceiling (cnn1d): {res['cnn1d']['batched'] / res['cnn1d']['ceiling']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

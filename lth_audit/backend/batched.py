@@ -1,0 +1,432 @@
+"""The batched trainer: R independent networks of one architecture trained at once as one stacked network.
+
+Semantics are those of `jobs.py` (reference: `train.train_one`); see docs/batched.md for the design.
+
+How the R runs become one network:
+
+- The template (a deep copy of the first spec's model) keeps its own `forward`; each parameterised leaf
+  module is swapped for a batched twin that reads its weights from a stack of all runs' weights:
+  `nn.Linear` -> one `baddbmm` over the run axis, `nn.Conv1d`/`nn.Conv2d` -> one grouped convolution with
+  groups = R * groups, `nn.BatchNorm1d`/`2d` -> one `F.batch_norm` over R * C channels. Every other module
+  and the template's forward code (`view(x.shape[0], ...)`, `flatten(1)`, residual adds, pooling) must act
+  on each sample alone, which holds for every network in the registry.
+- Activations carry the R runs folded into the sample axis. With convolutions or BatchNorm the layout is
+  sample-major (row b * R + r), so that (B * R, C, ...) viewed as (B, R * C, ...) is free; for pure MLPs
+  it is run-major (row r * B + b), which suits `bmm` best.
+- All parameters live in one (R, P) leaf tensor (`_Stack.flat`), split into per-parameter views at each
+  forward; its `.grad` is the (R, P) gradient, so SGD is a handful of whole-stack ops with a per-run
+  learning-rate column (`addcmul_`, which rounds like `add_(alpha=-lr)` in torch.optim.SGD).
+- BatchNorm running statistics of every layer live in one 1-D buffer whose per-layer segments are (R, C)
+  contiguous; `F.batch_norm` updates them in place through (R * C,) views, so each run keeps its own
+  statistics exactly as a lone `nn.BatchNorm` would.
+
+Divergence: `alive` (R,) lives on the device. A run whose batch loss is not finite takes no step (its
+update row is zeroed, its BatchNorm statistics keep the values of that forward, as in `train_one`) and is
+never updated again; nothing of it reaches the other runs, whose rows are computed independently.
+The host reads `alive` once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import device as dev
+from .jobs import TensorData, TrainOutcome, TrainSpec
+from .train import CROP_PAD, EVAL_BATCH, SHIFT_MAX, epoch_generator
+
+EVAL_ROWS = 4096
+"""Most (run, test sample) rows in one evaluation forward."""
+
+_CONVS = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d}
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+class _Stack:
+    """All runs' parameters as one (R, P) leaf tensor, and their BatchNorm statistics as one 1-D buffer."""
+
+    def __init__(self, runs: int, shapes: list[torch.Size], flat: torch.Tensor, runs_first: bool):
+        self.runs = runs
+        self.runs_first = runs_first
+        self.shapes = shapes
+        self.sizes = [s.numel() for s in shapes]
+        self.flat = flat.requires_grad_(True)
+        self.views: list[torch.Tensor] = []
+        self.stats = torch.zeros(0, dtype=flat.dtype, device=flat.device)
+
+    def refresh(self) -> None:
+        """Per-parameter (R, *shape) views of `flat`, recorded by autograd when grad mode is on."""
+        pieces = self.flat.split(self.sizes, dim=1)
+        self.views = [p.view(self.runs, *s) for p, s in zip(pieces, self.shapes)]
+
+
+class _BatchedLinear(nn.Module):
+    def __init__(self, stack: _Stack, weight: int, bias: int | None):
+        super().__init__()
+        self.stack, self.w, self.b = stack, weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        st = self.stack
+        r, fin = st.runs, x.shape[-1]
+        w = st.views[self.w].transpose(1, 2)
+        if st.runs_first:
+            h = x.reshape(r, -1, fin)
+        else:
+            h = x.reshape(-1, r, x[0].numel() // fin, fin).transpose(0, 1).reshape(r, -1, fin)
+        out = torch.bmm(h, w) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), h, w)
+        if st.runs_first:
+            return out.reshape(*x.shape[:-1], -1)
+        return out.reshape(r, -1, *x.shape[1:-1], out.shape[-1]).transpose(0, 1).reshape(*x.shape[:-1], -1)
+
+
+class _BatchedConv(nn.Module):
+    def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None):
+        super().__init__()
+        if src.padding_mode != "zeros":
+            raise NotImplementedError(f"batched conv: padding_mode {src.padding_mode!r}")
+        self.stack, self.w, self.b = stack, weight, bias
+        self.fn = _CONVS[type(src)]
+        self.stride, self.padding, self.dilation, self.groups = src.stride, src.padding, src.dilation, src.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        st = self.stack
+        r = st.runs
+        w = st.views[self.w]
+        bias = None if self.b is None else st.views[self.b].reshape(-1)
+        h = x.reshape(-1, r * x.shape[1], *x.shape[2:])
+        out = self.fn(h, w.reshape(-1, *w.shape[2:]), bias, self.stride, self.padding, self.dilation,
+                      r * self.groups)
+        return out.reshape(-1, w.shape[1], *out.shape[2:])
+
+
+class _BatchedNorm(nn.Module):
+    def __init__(self, stack: _Stack, src: nn.BatchNorm1d | nn.BatchNorm2d, weight: int | None,
+                 bias: int | None, stats_at: int | None):
+        super().__init__()
+        if src.track_running_stats and src.momentum is None:
+            raise NotImplementedError("batched BatchNorm: momentum=None (cumulative average)")
+        self.stack, self.w, self.b, self.at = stack, weight, bias, stats_at
+        self.channels, self.eps, self.momentum = src.num_features, src.eps, src.momentum or 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        st = self.stack
+        rc = st.runs * self.channels
+        mean = var = None
+        if self.at is not None:
+            mean = st.stats[self.at:self.at + rc]
+            var = st.stats[self.at + rc:self.at + 2 * rc]
+        w = None if self.w is None else st.views[self.w].reshape(-1)
+        b = None if self.b is None else st.views[self.b].reshape(-1)
+        out = F.batch_norm(x.reshape(-1, rc, *x.shape[2:]), mean, var, w, b, self.training or mean is None,
+                           self.momentum, self.eps)
+        return out.reshape(x.shape)
+
+
+class _Batched:
+    """The template network with batched leaves, its stacked state, and the map back to state_dicts."""
+
+    def __init__(self, specs: list[TrainSpec], device: torch.device):
+        first = specs[0].model
+        _check_same_structure(specs)
+        self.runs = r = len(specs)
+        pnames = [n for n, _ in first.named_parameters()]
+        ptensors = dict(first.named_parameters())
+        self.runs_first = not any(isinstance(m, (*_CONVS, *_NORMS)) for m in first.modules())
+        dtype = next(iter(ptensors.values())).dtype if ptensors else torch.float32
+        flat = torch.cat([torch.cat([dict(s.model.named_parameters())[n].detach().reshape(-1).to(device, dtype)
+                                     for n in pnames]).unsqueeze(0) for s in specs]) if pnames else \
+            torch.zeros(r, 0, device=device, dtype=dtype)
+        self.stack = _Stack(r, [ptensors[n].shape for n in pnames], flat, self.runs_first)
+        self.pnames = pnames
+        self.pindex = {n: i for i, n in enumerate(pnames)}
+        self.offsets = [0]
+        for s in self.stack.sizes:
+            self.offsets.append(self.offsets[-1] + s)
+        self.net = copy.deepcopy(first).to(device)
+        self.stat_slices: dict[str, tuple[int, int]] = {}   # buffer name -> (start, channels) in stats
+        self.tracked: dict[str, torch.Tensor] = {}         # num_batches_tracked name -> (R,) at start
+        stats: list[torch.Tensor] = []
+        at = 0
+        for name, mod in list(self.net.named_modules()):
+            new = self._batched_twin(name, mod, specs, stats, at, device, dtype)
+            if new is None:
+                continue
+            at = sum(t.numel() for t in stats)
+            if name:
+                parent, _, leaf = name.rpartition(".")
+                setattr(self.net.get_submodule(parent), leaf, new)
+            else:
+                self.net = new
+        self.stack.stats = torch.cat(stats) if stats else self.stack.stats
+        self.stack.stats = self.stack.stats.to(device, dtype)
+        self.state_keys = list(first.state_dict().keys())
+
+    def _batched_twin(self, name: str, mod: nn.Module, specs: list[TrainSpec], stats: list[torch.Tensor],
+                      at: int, device: torch.device, dtype: torch.dtype) -> nn.Module | None:
+        prefix = f"{name}." if name else ""
+        own = dict(mod.named_parameters(recurse=False))
+        idx = {k: self.pindex[prefix + k] for k in own}
+        if isinstance(mod, nn.Linear):
+            return _BatchedLinear(self.stack, idx["weight"], idx.get("bias"))
+        if type(mod) in _CONVS:
+            return _BatchedConv(self.stack, mod, idx["weight"], idx.get("bias"))
+        if isinstance(mod, _NORMS):
+            stats_at = None
+            if mod.track_running_stats:
+                stats_at = at
+                for key in ("running_mean", "running_var"):
+                    stats.append(torch.cat([s.model.get_submodule(name).get_buffer(key).detach().to(device, dtype)
+                                            for s in specs]))
+                    self.stat_slices[prefix + key] = (at, mod.num_features)
+                    at += self.runs * mod.num_features
+                self.tracked[prefix + "num_batches_tracked"] = torch.stack(
+                    [s.model.get_submodule(name).num_batches_tracked.detach().cpu() for s in specs])
+            return _BatchedNorm(self.stack, mod, idx.get("weight"), idx.get("bias"), stats_at)
+        if isinstance(mod, nn.modules.dropout._DropoutNd):
+            raise NotImplementedError(f"batched trainer: random module {type(mod).__name__} at {name!r}")
+        if own or any(True for _ in mod.buffers(recurse=False)):
+            raise NotImplementedError(f"batched trainer: no batched form of {type(mod).__name__} at {name!r}")
+        return None
+
+    def states(self, flat: torch.Tensor, stats: torch.Tensor, steps: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Per-run CPU state_dicts (the template's keys and order) from stacked params and statistics."""
+        flat, stats, steps = flat.detach().cpu(), stats.detach().cpu(), steps.cpu()
+        out = []
+        for r in range(self.runs):
+            sd: dict[str, torch.Tensor] = {}
+            for key in self.state_keys:
+                if key in self.pindex:
+                    i = self.pindex[key]
+                    sd[key] = flat[r, self.offsets[i]:self.offsets[i + 1]].view(self.stack.shapes[i]).clone()
+                elif key in self.stat_slices:
+                    at, c = self.stat_slices[key]
+                    sd[key] = stats[at + r * c:at + (r + 1) * c].clone()
+                else:
+                    sd[key] = self.tracked[key][r] + steps[r]
+            out.append(sd)
+        return out
+
+
+def _check_same_structure(specs: list[TrainSpec]) -> None:
+    def sig(s: TrainSpec):
+        return ([type(m) for m in s.model.modules()],
+                [(k, tuple(v.shape), v.dtype) for k, v in s.model.state_dict().items()])
+
+    ref = specs[0]
+    for i, s in enumerate(specs[1:], start=1):
+        for what, a, b in (("recipe", s.recipe, ref.recipe), ("epochs", s.epochs, ref.epochs)):
+            if a != b:
+                raise ValueError(f"train_batched: spec {i} has {what} {a!r}, spec 0 has {b!r}; "
+                                 "one call trains one architecture, width, recipe and epoch count")
+        if sig(s) != sig(ref):
+            raise ValueError(f"train_batched: spec {i}'s model differs from spec 0's (architecture or width); "
+                             "one call trains one architecture, width, recipe and epoch count")
+
+
+def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Data order and augmentation draws of one run-epoch, in jobs.py's order: (perm, params (n, k) or None)."""
+    g = epoch_generator(seed, epoch)
+    perm = torch.randperm(n, generator=g)
+    if kind == "none":
+        return perm, None
+    parts = []
+    for start in range(0, n, bs):
+        b = min(bs, n - start)
+        if kind == "crop-flip":
+            off = torch.randint(0, 2 * CROP_PAD + 1, (b, 2), generator=g)
+            flip = torch.randint(0, 2, (b,), generator=g)
+            parts.append(torch.cat([off, flip[:, None]], 1))
+        elif kind == "shift":
+            parts.append(torch.randint(-SHIFT_MAX, SHIFT_MAX + 1, (b, 1), generator=g))
+        else:
+            raise ValueError(f"unknown augmentation {kind!r}")
+    return perm, torch.cat(parts)
+
+
+def _augment(x: torch.Tensor, kind: str, params: torch.Tensor) -> torch.Tensor:
+    """Apply drawn augmentation `params` (N, k) to x (N, ...) on x's device (same maps as train.augment_batch)."""
+    if kind == "shift":
+        n = x.shape[-1]
+        idx = (torch.arange(n, device=x.device)[None, :] - params[:, :1]) % n
+        flat = x.reshape(x.shape[0], -1, n)
+        return torch.gather(flat, 2, idx[:, None, :].expand_as(flat)).view_as(x)
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))
+    rows = params[:, 0:1] + torch.arange(h, device=x.device)
+    cols = params[:, 1:2] + torch.arange(w, device=x.device)
+    cols = torch.where(params[:, 2:3].bool(), cols.flip(1), cols)
+    bi = torch.arange(x.shape[0], device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device | str = "cpu"
+                  ) -> list[TrainOutcome]:
+    """Train every spec at once; one TrainOutcome per spec, in order, as `train.train_one` would give.
+
+    All specs must share architecture, width, recipe and epochs (ValueError otherwise). A model holding a
+    module with no batched form (anything with parameters or buffers other than Linear, Conv1d/2d,
+    BatchNorm1d/2d; Dropout) raises NotImplementedError so the caller can train one at a time.
+    """
+    t0 = time.perf_counter()
+    device = dev.resolve(device)
+    specs = list(specs)
+    if not specs:
+        return []
+    bt = _Batched(specs, device)
+    st, net, r = bt.stack, bt.net, bt.runs
+    flat = st.flat
+    data = data.to(device)
+    x_train, y_train = data.x_train.to(flat.dtype), data.y_train
+    x_test, y_test = data.x_test.to(flat.dtype), data.y_test
+    sample = x_train.shape[1:]
+    recipe, epochs = specs[0].recipe, specs[0].epochs
+    n, bs = x_train.shape[0], recipe.batch_size
+    iters = (n + bs - 1) // bs
+    mom, wd = recipe.momentum, recipe.weight_decay
+    nesterov = recipe.nesterov and mom > 0
+
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    for i, s in enumerate(specs):
+        for name, m in (s.mask or {}).items():
+            if name not in bt.pindex:
+                raise ValueError(f"train_batched: mask names {name!r}, not a parameter of the model")
+            j = bt.pindex[name]
+            keep[i, bt.offsets[j]:bt.offsets[j + 1]] = m.to(device).reshape(-1).bool()
+    masked = not bool(keep.all())
+    keep_f = keep.to(flat.dtype)
+    with torch.no_grad():
+        flat.mul_(keep_f)
+    buf = torch.zeros_like(flat) if mom else None
+    alive = torch.ones(r, dtype=torch.bool, device=device)
+    steps = torch.zeros(r, dtype=torch.long, device=device)
+    has_stats = st.stats.numel() > 0
+    # the run each element of the statistics buffer belongs to
+    stats_run = torch.cat([torch.arange(r, device=device).repeat_interleave(c)
+                           for _, c in bt.stat_slices.values()]) if has_stats else None
+
+    def snapshot() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return flat.detach().clone(), st.stats.clone(), steps.clone()
+
+    kept: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in specs]
+
+    def keep_after(k: int, wanted: list[bool]) -> None:
+        if any(wanted):
+            states = bt.states(*snapshot())
+            for i, w in enumerate(wanted):
+                if w:
+                    kept[i][k] = states[i]
+
+    keep_after(0, [0 in s.keep_epochs for s in specs])
+    keep_best = any(s.keep_best for s in specs)
+    best_snap = snapshot() if keep_best else None
+    curves: list[list[float]] = [[] for _ in specs]
+    running = [True] * r          # host view: still recording epochs
+    epochs_run, diverged = [0] * r, [False] * r
+
+    def evaluate() -> list[float]:
+        net.eval()
+        correct = torch.zeros(r, dtype=torch.long, device=device)
+        chunk = max(1, min(EVAL_BATCH, EVAL_ROWS // r))
+        with torch.no_grad():
+            st.refresh()
+            for i in range(0, x_test.shape[0], chunk):
+                xb, yb = x_test[i:i + chunk], y_test[i:i + chunk]
+                t = xb.shape[0]
+                if bt.runs_first:
+                    rows = xb.unsqueeze(0).expand(r, *xb.shape).reshape(r * t, *sample)
+                else:
+                    rows = xb.unsqueeze(1).expand(t, r, *sample).reshape(t * r, *sample)
+                with dev.autocast(device):
+                    pred = net(rows).argmax(1)
+                hit = pred.view(r, t) == yb if bt.runs_first else (pred.view(t, r) == yb[:, None]).t()
+                correct += hit.sum(1)
+        net.train()
+        return (100.0 * correct.double() / max(1, x_test.shape[0])).tolist()
+
+    net.train()
+    for e in range(epochs):
+        if not any(running):
+            break
+        sched = [s.schedule_offset + e for s in specs]
+        draws = [_epoch_draws(s.seed, ep, n, bs, data.augment) for s, ep in zip(specs, sched)]
+        order = torch.stack([p for p, _ in draws])                                       # (R, n)
+        aug = None if draws[0][1] is None else torch.stack([a for _, a in draws])        # (R, n, k)
+        if not bt.runs_first:
+            order = order.t()
+            aug = None if aug is None else aug.transpose(0, 1)
+        order = order.contiguous().to(device)
+        aug = None if aug is None else aug.contiguous().to(device)
+        neg_lr = torch.tensor([[-s.lr * recipe.lr_factor(ep + it / iters) for s, ep in zip(specs, sched)]
+                               for it in range(iters)], dtype=flat.dtype).to(device)    # (iters, R)
+        for it in range(iters):
+            lo, hi = it * bs, min(n, (it + 1) * bs)
+            b = hi - lo
+            idx = order[:, lo:hi] if bt.runs_first else order[lo:hi]
+            rows = idx.reshape(-1)
+            xb = x_train.index_select(0, rows)
+            yb = y_train.index_select(0, rows)
+            if aug is not None:
+                p = aug[:, lo:hi] if bt.runs_first else aug[lo:hi]
+                xb = _augment(xb, data.augment, p.reshape(-1, p.shape[-1]))
+            before = alive
+            old_stats = st.stats.clone() if has_stats else None
+            st.refresh()
+            with dev.autocast(device):
+                out = net(xb)
+            per = F.cross_entropy(out, yb, reduction="none")
+            loss = per.view(r, b).mean(1) if bt.runs_first else per.view(b, r).mean(0)
+            alive = before & torch.isfinite(loss)
+            flat.grad = None
+            loss.sum().backward()
+            with torch.no_grad():  # torch.optim.SGD's arithmetic, in place on the (R, P) stack
+                g = flat.grad
+                if masked:
+                    g.mul_(keep_f)
+                if wd:
+                    g.add_(flat, alpha=wd)
+                if buf is not None:
+                    buf.mul_(mom).add_(g)
+                    g = g.add_(buf, alpha=mom) if nesterov else buf
+                flat.addcmul_(g.masked_fill_(~alive[:, None], 0), neg_lr[it][:, None])
+                if old_stats is not None:
+                    st.stats.copy_(torch.where(before[stats_run], st.stats, old_stats))
+                steps += before
+        alive_host = alive.tolist()
+        accs = evaluate()
+        improved = []
+        wanted = []
+        for i in range(r):
+            if not running[i]:
+                improved.append(False)
+                wanted.append(False)
+                continue
+            epochs_run[i] = e + 1
+            curves[i].append(accs[i])
+            improved.append(accs[i] > max(curves[i][:-1], default=-1.0))
+            wanted.append(e + 1 in specs[i].keep_epochs)
+            if not alive_host[i]:
+                diverged[i] = True
+                running[i] = False
+        keep_after(e + 1, wanted)
+        if best_snap is not None and any(improved):
+            imp = torch.tensor(improved, device=device)
+            now = snapshot()
+            best_snap = (torch.where(imp[:, None], now[0], best_snap[0]),
+                         torch.where(imp[stats_run], now[1], best_snap[1]) if has_stats else now[1],
+                         torch.where(imp, now[2], best_snap[2]))
+    if epochs == 0:
+        for i, a in enumerate(evaluate()):
+            curves[i].append(a)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    final = bt.states(*snapshot())
+    best_states = bt.states(*best_snap) if best_snap is not None else [None] * r
+    wall = (time.perf_counter() - t0) / r
+    return [TrainOutcome(state=final[i], top1=curves[i][-1], best_top1=max(max(curves[i]), 0.0),
+                         diverged=diverged[i], epochs_run=epochs_run[i],
+                         best_state=best_states[i] if specs[i].keep_best else None, kept=kept[i],
+                         curve=curves[i], wall_s=wall) for i in range(r)]
