@@ -18,7 +18,7 @@ from typing import Any
 from ..audit import ClaimResult
 from ..conditions import Status
 from ..records import atomic_write_text
-from .table import CIRCLED, explain, fmt_lr, fmt_margin
+from .table import CIRCLED, fmt_lr, fmt_margin
 
 OUTCOMES = ("passed", "boundary", "failed")
 _SVG_ROOT = re.compile(r'^<svg viewBox="([^"]*)"[^>]*>(.*)</svg>$', re.S)
@@ -104,9 +104,9 @@ def _claim_view(i: int, r: ClaimResult, sprite: Sprite, with_plots: bool) -> dic
         "missing": [f"{m['setting']} @ lr {fmt_lr(m['lr'])}" for m in r.missing],
         "witness": fmt_lr(r.witness_lr),
         "witness_detail": None if witness is None else
-        f"{witness.ticket_mean:.2f} ± {witness.ticket_se:.2f} (SE, {witness.seeds} seeds, {witness.epochs} epochs)",
+        f"{witness.ticket_mean:.2f} ± {witness.ticket_se:.2f} (SE, {witness.seeds} seed{'s' * (witness.seeds != 1)}, "
+        f"{witness.epochs} epochs)",
         "grades": {k: v.value for k, v in r.grades.items()},
-        "explain": explain(r) if r.outcome != "passed" else "",
         "acc_plot": sprite.add(plots.accuracy_plot(r)) if with_plots else None,
         "rp_plot": sprite.add(plots.correlation_plot(r)) if with_plots else None,
         "obs": r.observations,

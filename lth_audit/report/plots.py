@@ -132,8 +132,9 @@ def _lr_axis(ax: Any, lrs: Sequence[float]) -> None:
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FixedFormatter([f"{x:g}" for x in ticks]))
     ax.xaxis.set_minor_locator(NullLocator())
-    if len(ticks) == 1:
-        ax.set_xlim(ticks[0] / 2, ticks[0] * 2)
+    lo, hi = min(lrs), max(lrs)
+    pad = max(1.25, (hi / lo) ** 0.06)  # keep end markers and error bars off the frame
+    ax.set_xlim(lo / pad / (1.6 if lo == hi else 1), hi * pad * (1.6 if lo == hi else 1))
 
 
 def _series_of(setting: str) -> tuple[str, str, str]:
