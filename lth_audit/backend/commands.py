@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         exp = load_experiment(args.file)
-        runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched)
+        runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched, threads=args.threads)
         summary = runner.run()
     except InputError as exc:
         return _input_error(exc)
@@ -93,6 +93,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: 1 for models under 1M parameters, else torch's default)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
     p.set_defaults(func=cmd_run)

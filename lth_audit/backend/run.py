@@ -41,9 +41,10 @@ class RunSummary:
 
 class Runner:
     def __init__(self, exp: Experiment, device: str | torch.device = "auto", quiet: bool = False,
-                 batched: bool | None = None, log=None):
+                 batched: bool | None = None, log=None, threads: int | None = None):
         self.exp = exp
         self.device = dev.resolve(device)
+        self.threads = threads
         self.batched = (self.device.type == "cuda") if batched is None else batched
         self.quiet = quiet
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -219,6 +220,10 @@ class Runner:
         if not todo:
             summary.wall_s = time.perf_counter() - t0
             return summary
+        if self.device.type == "cpu":
+            threads = self.threads or dev.cpu_threads(self.total_params)
+            if threads:
+                torch.set_num_threads(threads)
         data = load_dataset(self.exp.dataset, self.exp.data_path, self.exp.download, self.exp.augment)
         data = data.to(self.device)
         bar = tqdm(total=len(todo), desc="runs", unit="run", disable=self.quiet)
@@ -248,5 +253,5 @@ class Runner:
 
 
 def run_experiment(exp: Experiment, device: str = "auto", quiet: bool = False,
-                   batched: bool | None = None) -> RunSummary:
-    return Runner(exp, device=device, quiet=quiet, batched=batched).run()
+                   batched: bool | None = None, threads: int | None = None) -> RunSummary:
+    return Runner(exp, device=device, quiet=quiet, batched=batched, threads=threads).run()

@@ -83,7 +83,7 @@ def test_sdt_width_matches_within_2_percent(arch, s):
 
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path, write_exp):
-    path = write_exp(tmp_path, lrs=[0.05, 0.1], seeds=[0, 1], epochs=3,
+    path = write_exp(tmp_path, arch="resnet1d", lrs=[0.05, 0.1], seeds=[0, 1], epochs=3,
                             settings=["pretrain", "lt-imp", "lt-omp"])
     out = tmp_path / "tiny.jsonl"
     cmd = [sys.executable, "-m", "lth_audit.backend.commands", "run", str(path), "--quiet", "--device", "cpu"]
