@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-collect_ignore = ["reports"]  # audit reports written by --lth-html / --lth-json, never tests
+# Audit reports written by --lth-html / --lth-json, and the conformance data the tests copy: never items.
+collect_ignore = ["reports", "tests/data"]
 
+pytest_plugins = ["pytester"]  # the plugin's own tests (tests/plugin) drive pytest in pytest
 if not any(ep.value == "lth_audit.plugin" for ep in entry_points(group="pytest11")):
-    pytest_plugins = ["lth_audit.plugin"]
+    pytest_plugins.append("lth_audit.plugin")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .audit import ClaimResult, audit_file
+from .backend.commands import register as register_backend
 from .claims import find_claim_files, is_claim_file, load_claim_file
 from .records import InputError, Problem, load_records
 from .thresholds import ThresholdOverrides
@@ -114,7 +115,23 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check record stores (*.jsonl) and claim files, listing every problem")
     v.add_argument("paths", nargs="+", help="files or folders")
     v.set_defaults(func=_cmd_validate)
+    d = sub.add_parser("demo", help="train the MNIST-1D sanity-check grid, write its claims, audit, report")
+    d.add_argument("--quick", action="store_true", help="a tiny grid (2 lrs, 2 seeds, 3 epochs, s=0.59) for CI")
+    d.add_argument("--work", default="results/demo", help="experiment file, records and checkpoints")
+    d.add_argument("--checks", default="checks/demo", help="where the claim file and its records go")
+    d.add_argument("--reports", default="reports", help="where demo.html and demo.json go")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_cmd_demo)
+    register_backend(sub)
     return ap
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import QUICK, DemoGrid, run_demo
+
+    return run_demo(QUICK if args.quick else DemoGrid(), Path(args.work), Path(args.checks), Path(args.reports),
+                    device=args.device, quiet=args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Fixtures for the plugin tests: pytester, and the SPEC conformance cases copied into its folder."""
+"""Fixtures for the plugin tests (pytester is enabled in the root conftest): the SPEC conformance cases copied into its folder."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import pytest
 import lth_audit.cli  # noqa: E402,F401
 import lth_audit.report.html  # noqa: E402,F401
 import lth_audit.report.plots  # noqa: E402,F401
-
-pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = next(p for p in (ROOT / "tests" / "data" / "conformance", ROOT.parent / "shared" / "conformance")

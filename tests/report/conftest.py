@@ -14,7 +14,6 @@ import lth_audit.cli  # noqa: E402,F401
 import lth_audit.report.html  # noqa: E402,F401
 import lth_audit.report.plots  # noqa: E402,F401
 
-pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = next(p for p in (ROOT / "tests" / "data" / "conformance", ROOT.parent / "shared" / "conformance")
