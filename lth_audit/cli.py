@@ -5,76 +5,87 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audit import ClaimResult, audit_file
 from .backend.commands import register as register_backend
 from .claims import find_claim_files, is_claim_file, load_claim_file
+from .guideline import GuidelineResult, check_file
+from .options import add_threshold_options, overrides_from
 from .records import InputError, Problem, load_records
 from .thresholds import ThresholdOverrides
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def add_threshold_options(add) -> None:
-    """The threshold overrides, shared by the CLI and the pytest plugin (`add` is add_argument/addoption)."""
-    for name, kind, text in (("similar", float, "pp for ④ ⑤"), ("gap", float, "pp for ② ③"),
-                             ("sufficient-epochs", int, "epochs for ①"), ("min-sparsity", float, "for ①"),
-                             ("band-floor", float, "pp, smallest boundary half-width"),
-                             ("band-se", float, "boundary half-width in standard errors")):
-        add(f"--{name}", dest=f"lth_{name.replace('-', '_')}", type=kind, default=None,
-            help=f"override the {name} threshold ({text}) of every claim")
+@dataclass
+class AuditRun:
+    """Everything one audit of some paths produced."""
+
+    results: list[ClaimResult] = field(default_factory=list)
+    guideline: list[GuidelineResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
-def overrides_from(ns: object) -> ThresholdOverrides:
-    keys = ("similar", "gap", "sufficient_epochs", "min_sparsity", "band_floor", "band_se")
-    return ThresholdOverrides(**{k: getattr(ns, f"lth_{k}", None) for k in keys})
+def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = None) -> AuditRun:
+    """Audit every claim file under `paths`; bad files are returned as problems, the rest still audited."""
+    run = AuditRun()
+    files = find_claim_files(paths)
+    for f in files:
+        if not f.exists():
+            run.problems.append(Problem(str(f), None, None, "no such file or folder"))
+            continue
+        try:
+            loaded = load_claim_file(f, overrides)
+        except InputError as exc:
+            run.problems.extend(exc.problems)
+            continue
+        run.results.extend(audit_file(loaded))
+        run.guideline.extend(check_file(loaded))
+    if not files:
+        run.problems.append(Problem(", ".join(paths), None, None, "no claim file (*.lth.yaml) found"))
+    return run
 
 
 def run_audit(paths: Sequence[str], overrides: ThresholdOverrides | None = None
               ) -> tuple[list[ClaimResult], list[Problem]]:
-    """Audit every claim file under `paths`; bad files are returned as problems, the rest still audited."""
-    results: list[ClaimResult] = []
-    problems: list[Problem] = []
-    files = find_claim_files(paths)
-    for f in files:
-        if not f.exists():
-            problems.append(Problem(str(f), None, None, "no such file or folder"))
-            continue
-        try:
-            results.extend(audit_file(load_claim_file(f, overrides)))
-        except InputError as exc:
-            problems.extend(exc.problems)
-    if not files:
-        problems.append(Problem(", ".join(paths), None, None, "no claim file (*.lth.yaml) found"))
-    return results, problems
+    """The claims' results and the problems of `audit_paths` (guideline results left out)."""
+    run = audit_paths(paths, overrides)
+    return run.results, run.problems
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .report.json_report import write_json
-    from .report.table import explain, table
+    from .report.table import explain, explain_guideline, table
 
-    results, problems = run_audit(args.paths, overrides_from(args))
-    if results:
-        print(table(results))
-        for r in results:
+    run = audit_paths(args.paths, overrides_from(args))
+    if run.results:
+        print(table(run.results))
+        for r in run.results:
             if r.outcome != "passed":
                 print()
                 print(explain(r))
-    for p in problems:
+    if run.guideline:
+        print("\nguideline (paper Section 3.2):")
+        for g in run.guideline:
+            print(explain_guideline(g))
+    for p in run.problems:
         print(f"error: {p}", file=sys.stderr)
+    errors = [str(p) for p in run.problems]
     if args.json:
-        write_json(args.json, results, [str(p) for p in problems])
+        write_json(args.json, run.results, errors, run.guideline)
         print(f"\nJSON report: {args.json}")
     if args.html:
         from .report.html import write_html
 
-        write_html(args.html, results, [str(p) for p in problems])
+        write_html(args.html, run.results, errors)
         print(f"HTML report: {args.html}")
-    counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "boundary", "failed")}
-    print(f"\n{len(results)} claims: {counts['passed']} passed, {counts['boundary']} boundary, "
-          f"{counts['failed']} failed" + (f", {len(problems)} input problems" if problems else ""))
-    if problems:
+    outcomes = [r.outcome for r in run.results] + [g.outcome for g in run.guideline]
+    counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed")}
+    print(f"\n{len(outcomes)} claims: {counts['passed']} passed, {counts['boundary']} boundary, "
+          f"{counts['failed']} failed" + (f", {len(run.problems)} input problems" if run.problems else ""))
+    if run.problems:
         return EXIT_BAD_INPUT
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .options import THRESHOLD_OPTIONS, add_threshold_options, overrides_from
+
 if TYPE_CHECKING:
     from .audit import ClaimResult
-    from .claims import Claim, ClaimFile as LoadedClaimFile
+    from .claims import Claim, ClaimFile as LoadedClaimFile, GuidelineClaim
+    from .guideline import GuidelineResult
 
 CLAIM_SUFFIXES = (".lth.yaml", ".lth.yml")
 EXIT_NO_CLAIMS = pytest.ExitCode.NO_TESTS_COLLECTED
@@ -48,8 +51,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     def add(flag: str, **kwargs: Any) -> None:  # `--similar` -> `--lth-similar`, dest stays lth_similar
         group.addoption("--lth-" + flag.lstrip("-"), **kwargs)
 
-    from .cli import add_threshold_options
-
     add_threshold_options(add)
     parser.addini("lth_json", "default for --lth-json (relative to the rootdir)", default=None)
     parser.addini("lth_html", "default for --lth-html (relative to the rootdir), e.g. reports/audit.html",
@@ -57,8 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lth_strict", "default for --lth-strict", type="bool", default=False)
 
 
-_THRESHOLD_DESTS = ("lth_similar", "lth_gap", "lth_sufficient_epochs", "lth_min_sparsity", "lth_band_floor",
-                    "lth_band_se")
+_THRESHOLD_DESTS = tuple(f"lth_{name}" for name, _, _ in THRESHOLD_OPTIONS)
 
 
 def _output_path(config: pytest.Config, name: str) -> tuple[Path | None, bool]:
@@ -87,6 +87,7 @@ class _LthSession:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.results: dict[str, tuple[tuple, dict[str, Any]]] = {}
+        self.guideline: dict[str, tuple[tuple, dict[str, Any]]] = {}
         self.errors: list[str] = []
         self.claim_files_seen = False
         self.no_claims = False
@@ -99,11 +100,19 @@ class _LthSession:
 
         return [ClaimResult.model_validate(data) for _, data in sorted(self.results.values(), key=lambda t: t[0])]
 
+    def ordered_guideline(self) -> list[GuidelineResult]:
+        from .guideline import GuidelineResult
+
+        return [GuidelineResult.model_validate(d) for _, d in sorted(self.guideline.values(), key=lambda t: t[0])]
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "lth_result", None)
-        if report.when == "call" and data is not None:
-            order = getattr(report, "lth_order", None) or (report.nodeid, 0)
-            self.results[report.nodeid] = (tuple(order), data)
+        if report.when != "call":
+            return
+        order = tuple(getattr(report, "lth_order", None) or (report.nodeid, 0))
+        for attr, into in (("lth_result", self.results), ("lth_guideline", self.guideline)):
+            data = getattr(report, attr, None)
+            if data is not None:
+                into[report.nodeid] = (order, data)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and report.nodeid.endswith(CLAIM_SUFFIXES):
@@ -113,14 +122,14 @@ class _LthSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if any(isinstance(i, ClaimItem) for i in session.items):
+        if any(isinstance(i, _AuditItem) for i in session.items):
             self.claim_files_seen = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = self.config
         if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the outputs
             return
-        audited = bool(self.results)
+        audited = bool(self.results or self.guideline)
         json_path, json_cli = _output_path(config, "lth_json")
         html_path, html_cli = _output_path(config, "lth_html")
         if audited or self.errors or json_cli or html_cli:
@@ -129,7 +138,7 @@ class _LthSession:
                 from .records import atomic_write_text
                 from .report.json_report import report_dict
 
-                doc = report_dict(results, self.errors)
+                doc = report_dict(results, self.errors, self.ordered_guideline())
                 doc["strict"] = _strict(config)
                 atomic_write_text(json_path, json.dumps(doc, indent=1) + "\n")
                 self.written.append(("JSON", json_path))
@@ -171,8 +180,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def _overrides(config: pytest.Config):
-    from .cli import overrides_from
-
     return overrides_from(config.option)
 
 
@@ -193,52 +200,91 @@ class ClaimFile(pytest.File):
                 f"{'s' if len(exc.problems) != 1 else ''}; file:line [field] reason):\n{lines}") from None
         for index, claim in enumerate(loaded.claims):
             yield ClaimItem.from_parent(self, name=claim.id, claim=claim, loaded=loaded, index=index)
+        for index, rule in enumerate(loaded.guideline, start=len(loaded.claims)):
+            yield GuidelineItem.from_parent(self, name=rule.id, rule=rule, loaded=loaded, index=index)
 
 
 class ClaimFailed(Exception):
     """An audit outcome that fails the item: reported with the audit's explanation, no traceback."""
 
-    def __init__(self, result: ClaimResult, strict_boundary: bool = False):
-        super().__init__(result.headline())
-        self.result = result
+    def __init__(self, headline: str, explanation: str, strict_boundary: bool = False):
+        super().__init__(headline)
+        self.explanation = explanation
         self.strict_boundary = strict_boundary
 
 
-class ClaimItem(pytest.Item):
-    def __init__(self, *, claim: Claim, loaded: LoadedClaimFile, index: int, **kwargs: Any):
+class _AuditItem(pytest.Item):
+    """What claim and guideline items share: outcome handling, failure text, location."""
+
+    def __init__(self, *, loaded: LoadedClaimFile, index: int, **kwargs: Any):
         super().__init__(**kwargs)
-        self.claim = claim
         self.loaded = loaded
         self.index = index
-        self.result: ClaimResult | None = None
         self.add_marker("lth_claim")
+
+    def _judge(self, outcome: str, headline: str, explanation: str) -> None:
+        if outcome == "failed":
+            raise ClaimFailed(headline, explanation)
+        if outcome == "boundary" and _strict(self.config):
+            raise ClaimFailed(headline, explanation, strict_boundary=True)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, ClaimFailed):
+            exc = excinfo.value
+            head = ("boundary claim failed under --lth-strict (SPEC §4: boundary fails only when strict)\n"
+                    if exc.strict_boundary else "")
+            return head + exc.explanation
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.loaded.lines.get(self.name)
+        return self.path, (line - 1 if line else None), self._describe()
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+
+class GuidelineItem(_AuditItem):
+    """One `guideline:` entry: a rule of the paper's Section 3.2 checked on the claim file's records."""
+
+    def __init__(self, *, rule: GuidelineClaim, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rule = rule
+        self.result: GuidelineResult | None = None
+
+    def runtest(self) -> None:
+        from .guideline import check
+        from .report.table import explain_guideline
+
+        cf = self.loaded
+        r = check(self.rule, cf.records, cf.thresholds[self.rule.id], str(cf.path))
+        self.result = r
+        self.user_properties.extend([("lth_rule", r.rule), ("lth_outcome", r.outcome), ("lth_margin", r.margin)])
+        self._judge(r.outcome, f"{r.id}: rule {r.number} ({r.rule}) -> {r.outcome}", explain_guideline(r))
+
+    def _describe(self) -> str:
+        return f"guideline {self.rule.id} (rule {self.rule.rule})"
+
+
+class ClaimItem(_AuditItem):
+    def __init__(self, *, claim: Claim, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.claim = claim
+        self.result: ClaimResult | None = None
 
     def runtest(self) -> None:
         from .audit import audit_claim
+        from .report.table import explain
 
         cf = self.loaded
         r = audit_claim(self.claim, cf.records, cf.thresholds[self.claim.id], cf.model.profile, cf.model.metric,
                         str(cf.path))
         self.result = r
         self.user_properties.extend(_properties(r))
-        if r.outcome == "failed":
-            raise ClaimFailed(r)
-        if r.outcome == "boundary" and _strict(self.config):
-            raise ClaimFailed(r, strict_boundary=True)
+        self._judge(r.outcome, r.headline(), explain(r))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
-        if isinstance(excinfo.value, ClaimFailed):
-            from .report.table import explain
-
-            exc = excinfo.value
-            head = ("boundary claim failed under --lth-strict (SPEC §4: boundary fails only when strict)\n"
-                    if exc.strict_boundary else "")
-            return head + explain(exc.result)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        line = self.loaded.lines.get(self.claim.id)
-        return self.path, (line - 1 if line else None), f"claim {self.claim.id} (expect {self.claim.expect})"
+    def _describe(self) -> str:
+        return f"claim {self.claim.id} (expect {self.claim.expect})"
 
 
 def _properties(r: ClaimResult) -> list[tuple[str, Any]]:
@@ -258,6 +304,10 @@ def _properties(r: ClaimResult) -> list[tuple[str, Any]]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
+    if isinstance(item, GuidelineItem) and call.when == "call" and item.result is not None:
+        report.lth_guideline = item.result.model_dump(mode="json")
+        report.lth_outcome = item.result.outcome
+        report.lth_order = [str(item.path), item.index]
     if isinstance(item, ClaimItem) and call.when == "call" and item.result is not None:
         # JSON-safe attributes survive pytest-xdist's report serialisation (a TestReport keeps extras).
         report.lth_result = item.result.model_dump(mode="json")

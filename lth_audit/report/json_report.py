@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..audit import ClaimResult
+from ..guideline import GuidelineResult
 from ..records import atomic_write_text
 
 SCHEMA = "lth-audit.report/1"
@@ -27,9 +28,12 @@ def claim_entry(r: ClaimResult) -> dict[str, Any]:
     }
 
 
-def report_dict(results: Sequence[ClaimResult], errors: Sequence[str] = ()) -> dict[str, Any]:
-    return {"schema": SCHEMA, "claims": [claim_entry(r) for r in results], "errors": list(errors)}
+def report_dict(results: Sequence[ClaimResult], errors: Sequence[str] = (),
+                guideline: Sequence[GuidelineResult] = ()) -> dict[str, Any]:
+    return {"schema": SCHEMA, "claims": [claim_entry(r) for r in results],
+            "guideline": [g.model_dump(mode="json") for g in guideline], "errors": list(errors)}
 
 
-def write_json(path: str | os.PathLike[str], results: Sequence[ClaimResult], errors: Sequence[str] = ()) -> None:
-    atomic_write_text(path, json.dumps(report_dict(results, errors), indent=1) + "\n")
+def write_json(path: str | os.PathLike[str], results: Sequence[ClaimResult], errors: Sequence[str] = (),
+               guideline: Sequence[GuidelineResult] = ()) -> None:
+    atomic_write_text(path, json.dumps(report_dict(results, errors, guideline), indent=1) + "\n")

@@ -52,3 +52,11 @@ def table(results: Sequence[ClaimResult]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*row) for row in rows)])
+
+
+def explain_guideline(g) -> str:
+    """A guideline rule's result in words: what was measured, the margin, what it means."""
+    obs = ", ".join(f"{k} {v:g}" for k, v in g.observed.items() if v is not None) or "no evidence"
+    band = f" ± band {g.band:.2f}" if g.band is not None else ""
+    return (f"{g.id} ({g.arch}/{g.dataset}): rule {g.number} [{g.rule}] -> {g.outcome} ({g.status.value})\n"
+            f"  {g.text}\n  observed: {obs}\n  margin {fmt_margin(g.margin)}{band}; {g.note}")
