@@ -91,3 +91,15 @@ def test_store_appends_atomically_and_refuses_a_second_record_of_a_run(tmp_path)
         store.append([rec("pretrain", 0.1, 90.0)])
     assert len(store.load()) == 2
     assert not [p for p in store.path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from lth_audit.records import atomic_write_text
+
+    atomic_write_text(tmp_path / "r.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o666 & ~umask
