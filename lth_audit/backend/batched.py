@@ -83,7 +83,15 @@ class _BatchedLinear(nn.Module):
         return out.reshape(r, -1, *x.shape[1:-1], out.shape[-1]).transpose(0, 1).reshape(*x.shape[:-1], -1)
 
 
+def _im2col_conv1d(m: nn.Module) -> bool:
+    """A Conv1d the run-major layout computes as im2col + bmm (groups 1, dilation 1, numeric padding)."""
+    return (type(m) is nn.Conv1d and m.groups == 1 and m.dilation == (1,) and not isinstance(m.padding, str)
+            and m.padding_mode == "zeros")
+
+
 class _BatchedConv(nn.Module):
+    """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last."""
+
     def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None):
         super().__init__()
         if src.padding_mode != "zeros":
@@ -96,6 +104,17 @@ class _BatchedConv(nn.Module):
         st = self.stack
         r = st.runs
         w = st.views[self.w]
+        if st.runs_first:
+            k, (s,), (p,) = w.shape[-1], self.stride, self.padding
+            h = x.transpose(1, 2)                                     # (R*B, L, Cin)
+            if p:
+                h = F.pad(h, (0, 0, p, p))
+            cols = h.unfold(1, k, s)                                  # (R*B, Lout, Cin, k)
+            lout = cols.shape[1]
+            cols = cols.reshape(r, -1, w.shape[2] * k)
+            wt = w.reshape(r, w.shape[1], -1).transpose(1, 2)
+            out = torch.bmm(cols, wt) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), cols, wt)
+            return out.view(-1, lout, w.shape[1]).transpose(1, 2)    # (R*B, Cout, Lout), channels-last strides
         bias = None if self.b is None else st.views[self.b].reshape(-1)
         h = x.reshape(-1, r * x.shape[1], *x.shape[2:])
         out = self.fn(h, w.reshape(-1, *w.shape[2:]), bias, self.stride, self.padding, self.dilation,
@@ -135,7 +154,8 @@ class _Batched:
         self.runs = r = len(specs)
         pnames = [n for n, _ in first.named_parameters()]
         ptensors = dict(first.named_parameters())
-        self.runs_first = not any(isinstance(m, (*_CONVS, *_NORMS)) for m in first.modules())
+        self.runs_first = not any(isinstance(m, (*_CONVS, *_NORMS)) and not _im2col_conv1d(m)
+                                  for m in first.modules())
         dtype = next(iter(ptensors.values())).dtype if ptensors else torch.float32
         flat = torch.cat([torch.cat([dict(s.model.named_parameters())[n].detach().reshape(-1).to(device, dtype)
                                      for n in pnames]).unsqueeze(0) for s in specs]) if pnames else \
