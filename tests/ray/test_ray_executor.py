@@ -1,0 +1,127 @@
+"""The ray executor against a real local Ray instance: same records as the local executor, a worker killed
+mid-task is retried, a killed driver resumes; each record is written exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from lth_audit.backend.commands import main  # noqa: E402
+from lth_audit.backend.experiment import load_experiment  # noqa: E402
+from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
+from lth_audit.backend.run import Runner  # noqa: E402
+from lth_audit.records import RecordStore, Setting, load_records  # noqa: E402
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[2]
+N_TINY = 18  # 2 lrs x 1 seed x (pretrain, imp-1, imp-2, lt-omp, rr-omp, rr-imp, wr-omp, wr-imp, sdt)
+
+
+class KillOnce:
+    """Fault hook run inside the Ray worker: SIGKILL the worker process the first time `run_id` reaches
+    `point` ("start": before training, "trained": checkpoints written, record not yet returned)."""
+
+    def __init__(self, marker_dir: Path, targets: dict[str, str]):
+        self.marker_dir, self.targets = str(marker_dir), targets
+
+    def __call__(self, run_id: str, point: str) -> None:
+        if self.targets.get(run_id) != point:
+            return
+        marker = Path(self.marker_dir) / (run_id.replace("/", "__") + f".{point}")
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return  # the retry: let it through
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def records(path: Path) -> dict:
+    return {r.run_id: r for r in load_records([path]).raise_on_problems()}
+
+
+def results(recs: dict) -> dict:
+    return {k: (r.top1, r.best_top1, r.r_p, r.sparsity, r.params, r.epochs, r.meta["trainer"])
+            for k, r in recs.items()}
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory, mnist1d_cache, write_exp):
+    """The tiny grid with the local executor (single-run trainer), once for the module."""
+    exp = load_experiment(write_exp(tmp_path_factory.mktemp("local")))
+    Runner(exp, device="cpu", quiet=True, batched=False).run()
+    return records(exp.out_path)
+
+
+def test_same_records_as_local_executor(ray_cluster, tmp_path, write_exp, local_reference, capsys):
+    path = write_exp(tmp_path)
+    assert main(["run", str(path), "--executor", "ray", "--device", "cpu", "--quiet"]) == 0
+    assert f"trained {N_TINY} runs" in capsys.readouterr().out
+    recs = records(tmp_path / "tiny.jsonl")
+    assert len(recs) == N_TINY and {r.setting for r in recs.values()} == set(Setting)
+    assert results(recs) == results(local_reference)       # same run_ids, bit-identical accuracies on CPU
+    assert all(r.meta["executor"] == "ray" for r in recs.values())
+    # a second call finds everything done
+    assert main(["run", str(path), "--executor", "ray", "--quiet"]) == 0
+    assert "trained 0 runs" in capsys.readouterr().out
+
+
+def test_worker_killed_mid_task_is_retried(ray_cluster, tmp_path, write_exp, local_reference):
+    cloudpickle = ray.cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the hook travels to the workers by value
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    hook = KillOnce(marks, {"tiny/mlp-pretrain-s0-lr0.1-seed0": "start",
+                            "tiny/mlp-lt-imp-s0.2-lr0.02-seed0": "trained"})
+    exp = load_experiment(write_exp(tmp_path / "exp"))
+    summary = run_ray(exp, device="cpu", quiet=True, hook=hook)
+    assert sorted(p.name for p in marks.iterdir()) == ["tiny__mlp-lt-imp-s0.2-lr0.02-seed0.trained",
+                                                       "tiny__mlp-pretrain-s0-lr0.1-seed0.start"]
+    ids = [r.run_id for r in load_records([exp.out_path]).raise_on_problems()]
+    assert len(ids) == len(set(ids)) == N_TINY == len(summary.trained)   # none lost, none twice
+    assert results(records(exp.out_path)) == results(local_reference)    # the retries trained the same
+
+
+def test_killed_driver_resumes(ray_cluster, tmp_path, write_exp):
+    path = write_exp(tmp_path, lrs=[0.02, 0.05, 0.1], seeds=[0, 1], epochs=6,
+                     settings=["pretrain", "lt-imp", "lt-omp"])
+    total = 6 * 4                                          # pretrain, imp-1, imp-2 (lt-imp 0.36), lt-omp
+    out = tmp_path / "tiny.jsonl"
+    address = ray_cluster.get_runtime_context().gcs_address
+    cmd = [sys.executable, "-m", "lth_audit.backend.commands", "run", str(path), "--executor", "ray",
+           "--address", address, "--device", "cpu", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if out.exists() and len(RecordStore(out).load()) >= 1:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = out.read_text().splitlines()
+    assert 1 <= len(before) < total
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = out.read_text().splitlines()
+    assert after[:len(before)] == before                   # finished runs not redone (same lines, same wall_s)
+    ids = [json.loads(line)["run_id"] for line in after]
+    assert len(ids) == len(set(ids)) == total
+    assert f"trained {total - len(before)} runs, {len(before)} already done" in done.stdout
+
+
+def test_unshared_checkpoint_folder_is_a_clear_worker_error(ray_cluster, tmp_path):
+    missing = tmp_path / "not-mounted" / "tiny.jsonl.ckpt"
+    with pytest.raises(SharedStorageError) as info:
+        ray.get(ray.remote(check_shared_dir).options(max_retries=0).remote(str(missing)))
+    assert str(missing) in str(info.value) and "shared by every node" in str(info.value)
+    check_shared_dir(tmp_path)  # an existing, writable folder passes
