@@ -59,8 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
     from .run import Runner
 
-    if args.executor != "local":
-        print(f"error: executor {args.executor!r} is not available; use --executor local", file=sys.stderr)
+    if args.executor == "ray":
+        return _cmd_run_ray(args)
+    if args.address is not None:
+        print("error: --address is for --executor ray", file=sys.stderr)
         return 2
     try:
         exp = load_experiment(args.file)
@@ -74,6 +76,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     msg = (f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
            f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on {runner.device} -> {exp.out_path}")
     print(msg)
+    return 0
+
+
+def _cmd_run_ray(args: argparse.Namespace) -> int:
+    from ..records import InputError
+    from .experiment import load_experiment
+    from .ray_executor import RayNotInstalled, run_ray
+
+    if args.batched:
+        print("error: --batched is for --executor local (the ray executor trains one run per task)",
+              file=sys.stderr)
+        return 2
+    try:
+        exp = load_experiment(args.file)
+        summary = run_ray(exp, address=args.address, device=args.device, quiet=args.quiet,
+                          threads=args.threads, gpus=args.gpus_per_run)
+    except InputError as exc:
+        return _input_error(exc)
+    except RayNotInstalled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, RuntimeError, ConnectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
+          f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on ray ({summary.device}), "
+          f"{summary.gpu_hours:.3f} GPU-h, {summary.cpu_hours:.3f} CPU-h -> {exp.out_path}")
     return 0
 
 
@@ -91,7 +120,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="train the runs of an experiment file, appending records to `out`")
     p.add_argument("file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local: stages in order in this process; ray: one Ray task per run (docs/ray.md)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (`auto`, HEAD:6379, ray://...); default: start a local one")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="ray: GPU fraction per run (default 1/8 under 1M parameters, 1/4 under 30M, else 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: 1 for models under 1M parameters, else torch's default)")
