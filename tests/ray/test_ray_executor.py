@@ -20,8 +20,21 @@ from lth_audit.backend.run import Runner  # noqa: E402
 from lth_audit.records import RecordStore, Setting, load_records  # noqa: E402
 
 pytestmark = pytest.mark.ray
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # hooks travel to the workers by value
 ROOT = Path(__file__).resolve().parents[2]
 N_TINY = 18  # 2 lrs x 1 seed x (pretrain, imp-1, imp-2, lt-omp, rr-omp, rr-imp, wr-omp, wr-imp, sdt)
+
+
+class RefuseStorage:
+    """Fault hook: the worker of `run_id` finds no shared checkpoint folder (marks each call)."""
+
+    def __init__(self, marker_dir: Path, run_id: str):
+        self.marker_dir, self.run_id = str(marker_dir), run_id
+
+    def __call__(self, run_id: str, point: str) -> None:
+        if run_id == self.run_id and point == "start":
+            Path(self.marker_dir, f"call-{time.monotonic_ns()}").touch()
+            raise SharedStorageError(f"checkpoint folder /nfs/x does not exist on worker node n1 ({run_id})")
 
 
 class KillOnce:
@@ -75,8 +88,6 @@ def test_same_records_as_local_executor(ray_cluster, tmp_path, write_exp, local_
 
 
 def test_worker_killed_mid_task_is_retried(ray_cluster, tmp_path, write_exp, local_reference):
-    cloudpickle = ray.cloudpickle
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the hook travels to the workers by value
     marks = tmp_path / "marks"
     marks.mkdir()
     hook = KillOnce(marks, {"tiny/mlp-pretrain-s0-lr0.1-seed0": "start",
@@ -125,3 +136,18 @@ def test_unshared_checkpoint_folder_is_a_clear_worker_error(ray_cluster, tmp_pat
         ray.get(ray.remote(check_shared_dir).options(max_retries=0).remote(str(missing)))
     assert str(missing) in str(info.value) and "shared by every node" in str(info.value)
     check_shared_dir(tmp_path)  # an existing, writable folder passes
+
+
+def test_worker_error_stops_the_grid_cleanly(ray_cluster, tmp_path, write_exp, capsys):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    exp = load_experiment(write_exp(tmp_path / "exp"))
+    bad = "tiny/mlp-lt-omp-s0.36-lr0.1-seed0"
+    with pytest.raises(SharedStorageError, match="/nfs/x does not exist"):
+        run_ray(exp, device="cpu", quiet=True, hook=RefuseStorage(marks, bad))
+    assert len(list(marks.iterdir())) == 1                      # not retried: it would fail again
+    ids = [r.run_id for r in load_records([exp.out_path]).raise_on_problems()]
+    assert bad not in ids and len(ids) == len(set(ids)) >= 2    # what finished is kept, once
+    # the next call trains only what is missing
+    assert main(["run", str(exp.source), "--executor", "ray", "--quiet"]) == 0
+    assert f"trained {N_TINY - len(ids)} runs, {len(ids)} already done" in capsys.readouterr().out
