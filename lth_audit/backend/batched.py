@@ -161,7 +161,6 @@ class _Batched:
                                      for n in pnames]).unsqueeze(0) for s in specs]) if pnames else \
             torch.zeros(r, 0, device=device, dtype=dtype)
         self.stack = _Stack(r, [ptensors[n].shape for n in pnames], flat, self.runs_first)
-        self.pnames = pnames
         self.pindex = {n: i for i, n in enumerate(pnames)}
         self.offsets = [0]
         for s in self.stack.sizes:
@@ -170,23 +169,22 @@ class _Batched:
         self.stat_slices: dict[str, tuple[int, int]] = {}   # buffer name -> (start, channels) in stats
         self.tracked: dict[str, torch.Tensor] = {}         # num_batches_tracked name -> (R,) at start
         stats: list[torch.Tensor] = []
-        at = 0
         for name, mod in list(self.net.named_modules()):
-            new = self._batched_twin(name, mod, specs, stats, at, device, dtype)
+            new = self._batched_twin(name, mod, specs, stats, device, dtype)
             if new is None:
                 continue
-            at = sum(t.numel() for t in stats)
             if name:
                 parent, _, leaf = name.rpartition(".")
                 setattr(self.net.get_submodule(parent), leaf, new)
             else:
                 self.net = new
-        self.stack.stats = torch.cat(stats) if stats else self.stack.stats
-        self.stack.stats = self.stack.stats.to(device, dtype)
+        if stats:
+            self.stack.stats = torch.cat(stats)
         self.state_keys = list(first.state_dict().keys())
 
     def _batched_twin(self, name: str, mod: nn.Module, specs: list[TrainSpec], stats: list[torch.Tensor],
-                      at: int, device: torch.device, dtype: torch.dtype) -> nn.Module | None:
+                      device: torch.device, dtype: torch.dtype) -> nn.Module | None:
+        """The batched twin of `mod` (None: keep it), appending a BatchNorm's stacked statistics to `stats`."""
         prefix = f"{name}." if name else ""
         own = dict(mod.named_parameters(recurse=False))
         idx = {k: self.pindex[prefix + k] for k in own}
@@ -197,7 +195,7 @@ class _Batched:
         if isinstance(mod, _NORMS):
             stats_at = None
             if mod.track_running_stats:
-                stats_at = at
+                stats_at = at = sum(t.numel() for t in stats)
                 for key in ("running_mean", "running_var"):
                     stats.append(torch.cat([s.model.get_submodule(name).get_buffer(key).detach().to(device, dtype)
                                             for s in specs]))
