@@ -57,6 +57,7 @@ class Experiment(BaseModel):
     prune_from: Literal["last", "best"] = "last"
     augment: Literal["none", "crop-flip", "shift"] | None = None
     width: PositiveFloat = 1.0
+    trajectory_every: Annotated[int, Field(ge=1)] | None = None   # keep every run's weights every k epochs
 
     # Set by load_experiment: where the file is (relative paths resolve against it).
     source: str | None = Field(default=None, exclude=True)
@@ -102,7 +103,8 @@ class Experiment(BaseModel):
         return set(self.settings)
 
     def config_hash(self) -> str:
-        body = json.dumps(self.model_dump(mode="json", exclude={"source"}), sort_keys=True)
+        # trajectory_every only adds checkpoints (training is unchanged): left out, so hashes stay put.
+        body = json.dumps(self.model_dump(mode="json", exclude={"source", "trajectory_every"}), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 

@@ -131,8 +131,23 @@ class Runner:
     def satisfied(self, r: PlannedRun, done: set[str]) -> bool:
         return r.run_id in done and all(self.ck.exists(f) for f in self._needed_files(r))
 
+    def trajectory_epochs(self, r: PlannedRun) -> tuple[int, ...]:
+        """Epochs of this call whose weights `trajectory_every: k` keeps: 0, k, 2k, ... and the last one."""
+        k = self.exp.trajectory_every
+        if not k:
+            return ()
+        return tuple(sorted(set(range(0, r.epochs + 1, k)) | {r.epochs}))
+
     def spec(self, r: PlannedRun) -> tuple[TrainSpec, dict]:
         """The TrainSpec of a planned run, and what the record needs to know about its start."""
+        spec, info = self._spec(r)
+        traj = self.trajectory_epochs(r)
+        if traj:
+            spec.keep_epochs = tuple(sorted(set(spec.keep_epochs) | set(traj)))
+            info["trajectory"] = traj
+        return spec, info
+
+    def _spec(self, r: PlannedRun) -> tuple[TrainSpec, dict]:
         info: dict = {}
         keep_best = self.exp.prune_from == "best" and r.setting in (Setting.PRETRAIN, Setting.LT_IMP)
         s = r.setting
@@ -190,6 +205,8 @@ class Runner:
                     r_p = None
         elif r.setting is Setting.SDT:
             sparsity = info["sparsity"]
+        if info.get("trajectory"):
+            meta["trajectory"] = self.trajectory_meta(r, info["trajectory"], out)
         return RunRecord.model_validate({
             "run_id": r.run_id, "arch": self.exp.arch, "dataset": self.exp.dataset, "setting": r.setting.value,
             "sparsity": round(sparsity, 4), "lr": r.lr, "epochs": r.epochs, "rewind_epoch": r.rewind_epoch,
@@ -197,7 +214,22 @@ class Runner:
             "diverged": out.diverged, "params": params,
             "mask_lr": r.lr if mask is not None else None, "r_p": r_p, "meta": meta})
 
+    def trajectory_file(self, r: PlannedRun, k: int) -> str:
+        """Checkpoint (relative to `<out>.ckpt/`) of the weights after epoch k of this call, named by the
+        schedule epoch (wr-* runs start at the rewind epoch t, so their files are traj-t ... traj-T)."""
+        return self.ck.run_file(r.run_id, f"traj-{r.rewind_epoch + k}")
+
+    def trajectory_meta(self, r: PlannedRun, epochs: tuple[int, ...], out: TrainOutcome) -> dict:
+        """`meta.trajectory`: every kept epoch and its file, relative to the record store's folder."""
+        kept = [k for k in epochs if k in out.kept]   # a diverged run keeps only the epochs it reached
+        root = self.exp.ckpt_dir.name
+        return {"every": self.exp.trajectory_every, "epochs": [r.rewind_epoch + k for k in kept],
+                "files": [f"{root}/{self.trajectory_file(r, k)}" for k in kept]}
+
     def save_checkpoints(self, r: PlannedRun, out: TrainOutcome) -> None:
+        for k in self.trajectory_epochs(r):
+            if k in out.kept:
+                self.ck.save(self.trajectory_file(r, k), out.kept[k])
         if r.setting not in (Setting.PRETRAIN, Setting.LT_IMP):
             return
         self.ck.save(self.ck.run_file(r.run_id, "final"), out.state)
