@@ -1,18 +1,23 @@
 """Render time and size of the HTML report for many synthetic claims (a measurement, not a test).
 
-    python benchmarks/report_render.py [--claims 1000] [--tickets 100] [--out /tmp/bench.html]
+    python benchmarks/report_render.py [--claims 1000] [--tickets 100] [--workers W] [--out /tmp/bench.html]
 
 Synthetic records: `--tickets` distinct tickets (arch × dataset × setting × sparsity, each with a
 5-lr sweep, 3 seeds, pretrain/LT/RR/SDT), and `--claims` claims spread over them (claims on the same
 ticket — e.g. the same ticket claimed by several papers or expects — share their plots). Prints the
-audit time, the render time, the file size and the number of distinct plots; with `--tickets` equal
-to `--claims` every claim has its own plot (the worst case).
+audit time, the render time (wall), the file size, the number of distinct plots and whether they were
+packed, and the CPU seconds of the render: in this process and spent drawing plots (all worker
+processes), which unlike the wall time does not depend on what else the machine runs. With
+`--tickets` equal to `--claims` every claim has its own plot (the worst case). `--workers 1` draws
+in-process.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lth_audit.audit import audit_claim  # noqa: E402
 from lth_audit.claims import Claim  # noqa: E402
 from lth_audit.records import RunRecord  # noqa: E402
+from lth_audit.report import plots  # noqa: E402
 from lth_audit.report.html import render_html  # noqa: E402
 from lth_audit.thresholds import resolve  # noqa: E402
 
@@ -68,15 +74,24 @@ def main() -> None:
     ap.add_argument("--claims", type=int, default=1000)
     ap.add_argument("--tickets", type=int, default=100)
     ap.add_argument("--out", default="/tmp/lth-report-bench.html")
+    ap.add_argument("--workers", type=int, default=None, help="processes drawing the plots (default: the cores)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     results = synthetic(args.claims, args.tickets)
     t1 = time.perf_counter()
-    html = render_html(results)
+    cpu = time.process_time()
+    html = render_html(results, workers=args.workers)
+    cpu = time.process_time() - cpu
     t2 = time.perf_counter()
     Path(args.out).write_text(html, encoding="utf-8")
-    print(f"claims {len(results)}, distinct tickets {args.tickets}, distinct plots {html.count('<symbol')}")
+    distinct = len(set(re.findall(r'<use href="#((?:acc|rp)[0-9a-f]+)"', html)))
+    packed = html.count("<template id=")
+    print(f"claims {len(results)}, distinct tickets {args.tickets}, distinct plots {distinct}"
+          f" ({f'packed in {packed} blocks' if packed else 'plain SVG'})")
     print(f"audit {t1 - t0:.2f} s, render {t2 - t1:.2f} s, size {len(html.encode()) / 1e6:.2f} MB -> {args.out}")
+    print(f"render CPU: {cpu:.2f} s in this process + {plots.stats['cpu_s']:.2f} s drawing "
+          f"({plots.stats['workers'] or 'no'} worker processes); load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

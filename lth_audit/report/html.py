@@ -5,10 +5,18 @@ The only unescaped inserts are matplotlib's SVG (which escapes its own text) and
 of the template. The report holds no external URL at all — not even SVG namespace URIs (see
 `plots`). Each distinct plot is written once, as a `<symbol>` in a hidden sprite, and every claim
 that shows it draws it with `<use href="#…">`, so claims with identical evidence share the bytes.
+
+Many plots (more than `PACK_FROM`) are *packed*: their symbols go, `PACK_SIZE` at a time in claim
+order, into gzip + base64 blocks (`<template id="z3">`), and the page's script inflates a block with
+the browser's `DecompressionStream` when a plot of it comes near the viewport, then adds its symbols
+to the sprite. Plots compress well together (shared axes, legend, styles): about 1 KB a plot instead
+of about 12 KB, which keeps a report of a thousand claims at a few MB.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import os
 import re
 from collections.abc import Sequence
@@ -20,26 +28,57 @@ from ..conditions import Status
 from ..records import atomic_write_text
 from .table import CIRCLED, fmt_lr, fmt_margin
 
+VIEWBOX = {"acc": "0 0 331.2 208.8", "rp": "0 0 259.2 172.8"}
+"""The viewBox of each plot kind: its figure size in pt (`plots._canvas`), known before a plot is drawn."""
+
 OUTCOMES = ("passed", "boundary", "failed")
+PACK_FROM = 50
+"""Pack the plots when the report has more distinct plots than this (a small report stays plain SVG)."""
+PACK_SIZE = 25
+"""Plots per packed block: big enough to compress well together, small enough to inflate only what is seen."""
 _SVG_ROOT = re.compile(r'^<svg viewBox="([^"]*)"[^>]*>(.*)</svg>$', re.S)
 
 
 @dataclass
 class Sprite:
-    """Distinct plots by key: (viewBox, inner SVG) written once into the page."""
+    """The distinct plots of a report: plain `<symbol>`s, or packed blocks of them.
 
-    symbols: dict[str, tuple[str, str]] = field(default_factory=dict)
+    The layout (which plot goes in which block) follows from the plot keys alone, so the page can be
+    written while the plots are still being drawn; `fill` then adds the drawn SVG."""
 
-    def add(self, plot: tuple[str, str] | None) -> dict[str, str] | None:
-        if plot is None:
+    kinds: dict[str, str]                                             # key -> "acc" | "rp", in claim order
+    packed: bool
+    symbols: dict[str, str] = field(default_factory=dict)             # key -> inner SVG of its <symbol>
+    legends: dict[str, str] = field(default_factory=dict)             # key -> `<g id=key>` shared by plots
+    blocks: list[str] = field(default_factory=list)                   # base64 of gzip of the symbols
+
+    def __post_init__(self) -> None:
+        order = list(self.kinds)
+        self.block = {k: i // PACK_SIZE for i, k in enumerate(order)} if self.packed else {}
+
+    def plot(self, key: str | None) -> dict[str, Any] | None:
+        if key is None:
             return None
-        key, svg = plot
-        if key not in self.symbols:
+        return {"key": key, "viewbox": VIEWBOX[self.kinds[key]], "z": self.block.get(key)}
+
+    def fill(self, svgs: dict[str, str], legends: dict[str, str]) -> None:
+        self.legends = legends
+        for key, svg in svgs.items():
             m = _SVG_ROOT.match(svg)
-            if m is None:  # pragma: no cover - matplotlib changed its output shape
+            if m is None or m.group(1) != VIEWBOX[self.kinds[key]]:  # pragma: no cover - matplotlib changed
                 raise ValueError("unexpected SVG from matplotlib")
-            self.symbols[key] = (m.group(1), m.group(2))
-        return {"key": key, "viewbox": self.symbols[key][0]}
+            self.symbols[key] = m.group(2)
+        if self.packed:
+            for n in range(-(-len(svgs) // PACK_SIZE)):
+                part = [k for k, z in self.block.items() if z == n]
+                text = "".join(f'<symbol id="{k}" viewBox="{VIEWBOX[self.kinds[k]]}">{self.symbols[k]}</symbol>'
+                               for k in part)
+                # mtime=0: the same report gives the same bytes
+                self.blocks.append(base64.b64encode(gzip.compress(text.encode(), 9, mtime=0)).decode("ascii"))
+
+    def inflate(self) -> str:
+        """Every packed symbol as text (for checks: what the browser adds to the page)."""
+        return "".join(gzip.decompress(base64.b64decode(b)).decode() for b in self.blocks)
 
 
 def _fmt_obs(observed: dict[str, Any]) -> str:
@@ -87,9 +126,7 @@ def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["arch"], r["dataset"]))
 
 
-def _claim_view(i: int, r: ClaimResult, sprite: Sprite, with_plots: bool) -> dict[str, Any]:
-    from . import plots
-
+def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | None]) -> dict[str, Any]:
     conditions = [{
         "mark": CIRCLED[c.id], "name": c.name, "status": c.status.value, "observed": _fmt_obs(c.observed),
         "threshold": ", ".join(f"{k} {v:g}" for k, v in c.threshold.items()) or "—",
@@ -107,34 +144,43 @@ def _claim_view(i: int, r: ClaimResult, sprite: Sprite, with_plots: bool) -> dic
         f"{witness.ticket_mean:.2f} ± {witness.ticket_se:.2f} (SE, {witness.seeds} seed{'s' * (witness.seeds != 1)}, "
         f"{witness.epochs} epochs)",
         "grades": {k: v.value for k, v in r.grades.items()},
-        "acc_plot": sprite.add(plots.accuracy_plot(r)) if with_plots else None,
-        "rp_plot": sprite.add(plots.correlation_plot(r)) if with_plots else None,
+        "acc_plot": sprite.plot(keys.get("acc")),
+        "rp_plot": sprite.plot(keys.get("rp")),
         "obs": r.observations,
     }
 
 
 def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, title: str = "lth-audit report",
-                strict: bool = False, with_plots: bool = True, meta: dict[str, str] | None = None) -> str:
-    """The report as a string (see the module docstring)."""
+                strict: bool = False, with_plots: bool = True, meta: dict[str, str] | None = None,
+                packed: bool | None = None, workers: int | None = None) -> str:
+    """The report as a string (see the module docstring).
+
+    packed: pack the plots (None: when there are more than `PACK_FROM`); workers: processes that
+    draw the plots (None: the usable cores; a pool is used only for many plots, see `plots.start`).
+    The page is written while the plots are drawn."""
     import jinja2
+    import markupsafe
 
     from . import plots
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("lth_audit.report", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    plots.clear_cache()
-    sprite = Sprite()
-    claims = [_claim_view(i, r, sprite, with_plots) for i, r in enumerate(results)]
+    keys, specs = plots.collect(results) if with_plots else ([{} for _ in results], {})
+    drawing = plots.start(specs, workers=workers)
+    sprite = Sprite({k: kind for k, (kind, _) in specs.items()}, len(specs) > PACK_FROM if packed is None else packed)
+    claims = [_claim_view(i, r, sprite, k) for i, (r, k) in enumerate(zip(results, keys))]
     counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
     profiles = sorted({r.profile for r in results})
     metrics = sorted({r.metric for r in results})
-    html = env.get_template("report.html.j2").render(
+    slot = f"<!--sprite-{os.urandom(8).hex()}-->"  # autoescaped text can never contain it
+    page = env.get_template("report.html.j2").render(
         title=title, claims=claims, counts=counts, total=len(results), errors=list(errors), grid=_grid(results),
-        symbols=sprite.symbols, strict=strict, profiles=profiles, metrics=metrics, meta=meta or {},
-        statuses=[s.value for s in Status])
-    plots.clear_cache()
-    return html
+        sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
+        meta=meta or {}, statuses=[s.value for s in Status])
+    sprite.fill(*drawing.result())
+    before, after = page.split(slot)
+    return before + env.get_template("sprite.html.j2").render(sprite=sprite) + after
 
 
 def write_html(path: str | os.PathLike[str], results: Sequence[ClaimResult], errors: Sequence[str] = (),

@@ -1,7 +1,10 @@
-"""The HTML report: escaping, no external URL, shared plots, Figure 4, and a real browser."""
+"""The HTML report: escaping, no external URL, shared plots, Figure 4, packed plots, the drawing
+pool, and a real browser."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 import shutil
@@ -14,6 +17,7 @@ import pytest
 from lth_audit.claims import load_claim_file
 from lth_audit.audit import audit_file
 from lth_audit.cli import run_audit
+from lth_audit.report import plots
 from lth_audit.report.html import render_html, write_html
 
 from .conftest import CONFORMANCE, EXPECTED
@@ -60,6 +64,15 @@ def parse(html: str) -> Page:
     return page
 
 
+URL = re.compile(r"(?i)\b(https?|ftp):|//[a-z0-9.-]+\.[a-z]{2,}/|url\((?!#)")
+BLOCK = re.compile(r'<template id="z(\d+)">([A-Za-z0-9+/=\s]*)</template>')
+
+
+def inflate(html: str) -> str:
+    """What the page's script adds to the sprite: every packed block, inflated."""
+    return "".join(gzip.decompress(base64.b64decode(b)).decode() for _, b in BLOCK.findall(html))
+
+
 @pytest.fixture(scope="module")
 def conformance_results():
     results, problems = run_audit([str(CONFORMANCE)])
@@ -88,14 +101,18 @@ def test_hostile_claim_id_and_arch_are_escaped(tmp_path):
     assert HOSTILE not in html                                      # never as markup
 
 
-def test_no_external_url_anywhere(conformance_results):
-    html = render_html(conformance_results)
-    assert not re.search(r"(?i)\b(https?|ftp):|//[a-z0-9.-]+\.[a-z]{2,}/|url\((?!#)", html)
-    for tag, attrs in parse(html).tags:
-        assert "src" not in attrs, tag
-        if tag in ("a", "use", "link"):
-            assert (attrs.get("href") or "#").startswith("#"), (tag, attrs)
-        assert tag not in ("link", "iframe", "img", "object", "embed", "base")
+@pytest.mark.parametrize("packed", [False, True])
+def test_no_external_url_anywhere(conformance_results, packed):
+    html = render_html(conformance_results, packed=packed)
+    symbols = inflate(html) if packed else ""
+    assert bool(symbols) == packed
+    for text in (html, symbols):
+        assert not URL.search(text)
+        for tag, attrs in parse(text).tags:
+            assert "src" not in attrs, tag
+            if tag in ("a", "use", "link"):
+                assert (attrs.get("href") or "#").startswith("#"), (tag, attrs)
+            assert tag not in ("link", "iframe", "img", "object", "embed", "base")
 
 
 def test_contents(conformance_results):
@@ -120,6 +137,63 @@ def test_identical_evidence_shares_one_plot(conformance_results):
 
 def test_rendering_is_deterministic(conformance_results):
     assert render_html(conformance_results) == render_html(conformance_results)
+    assert render_html(conformance_results, packed=True) == render_html(conformance_results, packed=True)
+
+
+def test_packed_plots_are_the_plain_plots(conformance_results):
+    """Packing moves the symbols into gzip blocks; inflated, they are the plain report's symbols."""
+    plain = render_html(conformance_results, packed=False)
+    packed = render_html(conformance_results, packed=True)
+    symbols = re.findall(r'<symbol id="[^"]+" viewBox="[^"]+">.*?</symbol>', plain, re.S)
+    assert symbols and "<symbol" not in packed and "<template" not in plain
+    assert "".join(symbols) == inflate(packed)
+    # every packed plot names its block; the shared parts (legend, lr axis) stay plain
+    uses = re.findall(r'data-z="(\d+)"><use href="#(acc[0-9a-f]+)"/>', packed)
+    assert len(uses) == len(EXPECTED)
+    for z, key in uses:
+        block = dict(BLOCK.findall(packed))[z]
+        assert f'<symbol id="{key}"' in gzip.decompress(base64.b64decode(block)).decode()
+    for key in set(re.findall(r'<use href="#((?:leg|lrx)[0-9a-f]+)"/>', inflate(packed))):
+        assert f'<g id="{key}">' in packed
+
+
+def test_many_plots_are_packed_by_default(conformance_results, monkeypatch):
+    from lth_audit.report import html as html_module
+
+    monkeypatch.setattr(html_module, "PACK_FROM", 2)
+    monkeypatch.setattr(html_module, "PACK_SIZE", 2)
+    html = render_html(conformance_results)
+    distinct = set(re.findall(r'href="#(acc\w+)"', html))
+    assert "<symbol" not in html and len(BLOCK.findall(html)) == -(-len(distinct) // 2)
+
+
+def test_plots_do_not_depend_on_what_was_drawn_before(conformance_results):
+    """Figures are reused between plots: a plot must come out the same whatever came before it."""
+    _, specs = plots.collect(conformance_results)
+    items = list(specs.items())
+    forward, _ = plots.draw_all(dict(items), workers=1)
+    plots._canvases.clear()
+    plots._parts.clear()
+    backward, parts = plots.draw_all(dict(items[::-1]), workers=1)
+    assert forward == backward
+    alone = {key: plots.draw(*spec)[0] for key, spec in items[2:4]}
+    assert alone == {key: forward[key] for key in alone}
+    assert parts and all(p.startswith(f'<g id="{k}">') for k, p in parts.items())
+
+
+def test_band_opacity_survives_the_rounding(conformance_results):
+    """Coordinates are rounded to 0.1 pt; style values such as the bands' opacity are not."""
+    html = render_html(conformance_results[:1])
+    assert "opacity: 0.18" in html and "opacity: 0.12" in html
+
+
+def test_pool_draws_the_same_plots(conformance_results, monkeypatch):
+    monkeypatch.setattr(plots, "POOL_MIN", 2)
+    _, specs = plots.collect(conformance_results)
+    here = plots.draw_all(specs, workers=1)
+    pooled = plots.draw_all(specs, workers=2)
+    assert plots.stats["workers"] == 2 and plots.stats["plots"] == len(specs)
+    assert pooled == here
 
 
 def test_correlation_plot_when_records_carry_r_p(tmp_path):
@@ -178,6 +252,40 @@ def test_report_in_headless_chromium(tmp_path, conformance_results):
     for a in claims:
         assert ("hidden" in a) == (a["data-outcome"] != "failed"), a
     assert f"{sum(e['outcome'] == 'failed' for e in EXPECTED.values())} of {len(EXPECTED)} claims shown" in dom.stdout
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
+def test_packed_plots_render_in_headless_chromium(tmp_path, conformance_results):
+    """The browser inflates the packed blocks (DecompressionStream) and draws the very same pixels."""
+    from PIL import Image, ImageChops
+
+    shots = {}
+    for packed in (False, True):
+        report = tmp_path / f"audit-{packed}.html"
+        write_html(report, conformance_results, [], packed=packed)
+        shot = tmp_path / f"audit-{packed}.png"
+        # virtual time: the page's async work (observer, inflating) finishes before the screenshot
+        done = chromium(f"--screenshot={shot}", "--window-size=1400,4000", "--hide-scrollbars",
+                        "--virtual-time-budget=5000", report.as_uri(), tmp_path=tmp_path)
+        assert shot.exists(), done.stderr[-2000:]
+        assert console_errors(done.stderr) == []
+        shots[packed] = Image.open(shot).convert("RGB")
+    plain, packed = shots[False], shots[True]
+    # the plots are there: the LT series red and the RR series blue of the plots, not only text
+    colours = {c for _, c in packed.getcolors(maxcolors=1 << 24)}
+    assert (0xd6, 0x27, 0x28) in colours and (0x1f, 0x77, 0xb4) in colours
+    assert ImageChops.difference(plain, packed).getbbox() is None
+
+    # in the live DOM, the blocks were inflated into the sprite: every plot's symbol is there
+    report = tmp_path / "audit-True.html"
+    dom = chromium("--dump-dom", "--virtual-time-budget=5000", report.as_uri(), tmp_path=tmp_path)
+    assert console_errors(dom.stderr) == []
+    page = parse(dom.stdout)
+    symbols = {a["id"] for t, a in page.tags if t == "symbol"}
+    wanted = {a["href"][1:] for t, a in page.tags if t == "use" and a["href"].startswith("#acc")}
+    assert wanted and wanted <= symbols
+    assert next(a for t, a in page.tags if t == "body").get("data-inflated") == "1"
 
 
 @pytest.mark.browser
