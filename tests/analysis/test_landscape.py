@@ -183,3 +183,13 @@ def test_landscape_command_end_to_end(tmp_path, capsys):
     assert analysis_main(args) == 0
     assert "2 from cache" in capsys.readouterr().out
     assert analysis_main(["landscape", str(path), "--setting", "sdt", "-o", str(out)]) == 2
+
+
+def test_basin_areas_count_cells_and_flag_the_edge():
+    from lth_audit.analysis.landscape import basin_areas
+
+    res = {"a": [0.0, 1.0, 2.0], "b": [0.0, 0.5, 1.0],
+           "loss": [[5.0, 5.0, 5.0], [5.0, 0.05, 0.5], [5.0, 5.0, 5.0]]}
+    out = basin_areas(res)
+    assert out["0.1"] == {"area": 0.5, "clipped": False}
+    assert out["1"] == {"area": 1.0, "clipped": True}
