@@ -147,3 +147,18 @@ def test_mixed_groups_are_refused(mnist1d):
         train_batched([a, TrainSpec(b.model, 0.1, 1, recipe("mnist1d", epochs=3), 2)], mnist1d)
     with pytest.raises(ValueError, match="architecture or width"):
         train_batched([a, TrainSpec(build_model("mlp", "mnist1d", width=0.5), 0.1, 1, a.recipe, 2)], mnist1d)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet20", "mobilenet-v1"])
+def test_registry_cifar_models_match_train_one(arch):
+    """ResNet-20 (BatchNorm, 1x1-conv shortcuts) and MobileNet-v1 (depthwise) at width 0.25, float64."""
+    g = torch.Generator().manual_seed(0)
+    data = TensorData(torch.randn(128, 3, 32, 32, generator=g, dtype=torch.float64),
+                      torch.randint(0, 10, (128,), generator=g),
+                      torch.randn(64, 3, 32, 32, generator=g, dtype=torch.float64),
+                      torch.randint(0, 10, (64,), generator=g), 10, "crop-flip")
+    rc = recipe("cifar", epochs=1, batch_size=32)
+    specs = [TrainSpec(build_model(arch, "cifar10", width=0.25, seed=s).double(), lr=lr, seed=s, recipe=rc, epochs=1)
+             for s, lr in ((0, 0.05), (1, 0.2))]
+    check_equivalent(specs, data, atol=1e-9)
