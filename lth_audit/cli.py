@@ -79,7 +79,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.html:
         from .report.html import write_html
 
-        write_html(args.html, run.results, errors)
+        write_html(args.html, run.results, errors, guideline=run.guideline)
         print(f"HTML report: {args.html}")
     outcomes = [r.outcome for r in run.results] + [g.outcome for g in run.guideline]
     counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed")}

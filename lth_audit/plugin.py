@@ -145,7 +145,7 @@ class _LthSession:
             if html_path is not None:
                 from .report.html import write_html
 
-                write_html(html_path, results, self.errors, strict=_strict(config),
+                write_html(html_path, results, self.errors, strict=_strict(config), guideline=self.ordered_guideline(),
                            meta={"pytest": " ".join(map(str, config.invocation_params.args)) or "(no args)"})
                 self.written.append(("HTML", html_path))
         if not audited and (self.asked or self.claim_files_seen) and session.exitstatus == pytest.ExitCode.OK:

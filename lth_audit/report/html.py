@@ -25,6 +25,7 @@ from typing import Any
 
 from ..audit import ClaimResult
 from ..conditions import Status
+from ..guideline import GuidelineResult
 from ..records import atomic_write_text
 from .table import CIRCLED, fmt_lr, fmt_margin
 
@@ -150,9 +151,15 @@ def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | No
     }
 
 
+def _guideline_view(g: GuidelineResult) -> dict[str, Any]:
+    return {"g": g, "margin": fmt_margin(g.margin), "band": "—" if g.band is None else f"±{g.band:.2f}",
+            "observed": ", ".join(f"{k} {v:g}" for k, v in g.observed.items() if v is not None) or "—"}
+
+
 def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, title: str = "lth-audit report",
                 strict: bool = False, with_plots: bool = True, meta: dict[str, str] | None = None,
-                packed: bool | None = None, workers: int | None = None) -> str:
+                packed: bool | None = None, workers: int | None = None,
+                guideline: Sequence[GuidelineResult] = ()) -> str:
     """The report as a string (see the module docstring).
 
     packed: pack the plots (None: when there are more than `PACK_FROM`); workers: processes that
@@ -177,7 +184,7 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     page = env.get_template("report.html.j2").render(
         title=title, claims=claims, counts=counts, total=len(results), errors=list(errors), grid=_grid(results),
         sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
-        meta=meta or {}, statuses=[s.value for s in Status])
+        meta=meta or {}, statuses=[s.value for s in Status], guideline=[_guideline_view(g) for g in guideline])
     sprite.fill(*drawing.result())
     before, after = page.split(slot)
     return before + env.get_template("sprite.html.j2").render(sprite=sprite) + after
@@ -187,6 +194,3 @@ def write_html(path: str | os.PathLike[str], results: Sequence[ClaimResult], err
                **kwargs: Any) -> None:
     """Write the report atomically (a reader never sees half a file)."""
     atomic_write_text(path, render_html(results, errors, **kwargs))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # a report is for reading: not the 0600 of the temporary file

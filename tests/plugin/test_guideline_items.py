@@ -24,7 +24,7 @@ def _write(path):
 
 def test_guideline_items_pass_and_fail_with_an_explanation(pytester):
     _write(pytester.path)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--lth-json", "out.json")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--lth-json", "out.json", "--lth-html", "out.html")
     assert result.parseoutcomes() == {"passed": 1, "failed": 1}
     result.stdout.fnmatch_lines(["*without-skips (rn/cifar10): rule 1 ?imp-over-omp? -> failed*",
                                  "*observed: best lt-imp 91, best lt-omp 90*"])
@@ -32,6 +32,8 @@ def test_guideline_items_pass_and_fail_with_an_explanation(pytester):
     doc = json.loads((pytester.path / "out.json").read_text())
     assert [(g["id"], g["outcome"]) for g in doc["guideline"]] == [("with-skips", "passed"),
                                                                   ("without-skips", "failed")]
+    html = (pytester.path / "out.html").read_text()
+    assert "Guideline (paper Section 3.2)" in html and "1. imp-over-omp" in html
 
 
 def test_cli_prints_guideline_results_and_fails_on_a_broken_rule(tmp_path, capsys):
