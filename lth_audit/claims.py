@@ -214,3 +214,12 @@ def find_claim_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             found.append(p)
     return found
+
+
+def merged_records(files: Iterable[ClaimFile]) -> list[RunRecord]:
+    """The records of several claim files, each run once (the first file naming a run id wins)."""
+    runs: dict[str, RunRecord] = {}
+    for cf in files:
+        for r in cf.records:
+            runs.setdefault(r.run_id, r)
+    return list(runs.values())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .audit import ClaimResult, audit_file
 from .backend.commands import register as register_backend
-from .claims import find_claim_files, is_claim_file, load_claim_file
+from .claims import ClaimFile, find_claim_files, is_claim_file, load_claim_file, merged_records
 from .guideline import GuidelineResult, check_file
 from .options import add_threshold_options, overrides_from
 from .records import InputError, Problem, load_records
@@ -26,6 +26,7 @@ class AuditRun:
     results: list[ClaimResult] = field(default_factory=list)
     guideline: list[GuidelineResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    files: list[ClaimFile] = field(default_factory=list)
 
 
 def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = None) -> AuditRun:
@@ -41,6 +42,7 @@ def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = Non
         except InputError as exc:
             run.problems.extend(exc.problems)
             continue
+        run.files.append(loaded)
         run.results.extend(audit_file(loaded))
         run.guideline.extend(check_file(loaded))
     if not files:
@@ -79,7 +81,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.html:
         from .report.html import write_html
 
-        write_html(args.html, run.results, errors, guideline=run.guideline)
+        write_html(args.html, run.results, errors, guideline=run.guideline, records=merged_records(run.files))
         print(f"HTML report: {args.html}")
     outcomes = [r.outcome for r in run.results] + [g.outcome for g in run.guideline]
     counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed")}

@@ -98,7 +98,7 @@ def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), che
     results = audit_file(load_claim_file(claims_path))
     reports.mkdir(parents=True, exist_ok=True)
     html, js = reports / "demo.html", reports / "demo.json"
-    write_html(html, results, [])
+    write_html(html, results, [], records=records)
     write_json(js, results)
     print()
     print(format_table3(table3(results)))

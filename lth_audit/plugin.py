@@ -105,6 +105,15 @@ class _LthSession:
 
         return [GuidelineResult.model_validate(d) for _, d in sorted(self.guideline.values(), key=lambda t: t[0])]
 
+    @staticmethod
+    def audited_records(results: list[ClaimResult], guideline: list[GuidelineResult], config: pytest.Config):
+        """The runs behind the results, for the report's sparsity curves: results carry only their file
+        (under pytest-xdist the loaded files stay on the workers), so the controller reads them again."""
+        from .claims import load_claim_file, merged_records
+
+        files = dict.fromkeys(x.file for x in [*results, *guideline])
+        return merged_records(load_claim_file(f, _overrides(config)) for f in files)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
@@ -133,19 +142,20 @@ class _LthSession:
         json_path, json_cli = _output_path(config, "lth_json")
         html_path, html_cli = _output_path(config, "lth_html")
         if audited or self.errors or json_cli or html_cli:
-            results = self.ordered()
+            results, guideline = self.ordered(), self.ordered_guideline()
             if json_path is not None:
                 from .records import atomic_write_text
                 from .report.json_report import report_dict
 
-                doc = report_dict(results, self.errors, self.ordered_guideline())
+                doc = report_dict(results, self.errors, guideline)
                 doc["strict"] = _strict(config)
                 atomic_write_text(json_path, json.dumps(doc, indent=1) + "\n")
                 self.written.append(("JSON", json_path))
             if html_path is not None:
                 from .report.html import write_html
 
-                write_html(html_path, results, self.errors, strict=_strict(config), guideline=self.ordered_guideline(),
+                write_html(html_path, results, self.errors, strict=_strict(config), guideline=guideline,
+                           records=self.audited_records(results, guideline, config),
                            meta={"pytest": " ".join(map(str, config.invocation_params.args)) or "(no args)"})
                 self.written.append(("HTML", html_path))
         if not audited and (self.asked or self.claim_files_seen) and session.exitstatus == pytest.ExitCode.OK:

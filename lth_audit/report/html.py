@@ -26,6 +26,8 @@ from typing import Any
 from ..audit import ClaimResult
 from ..conditions import Status
 from ..guideline import GuidelineResult
+from ..records import RunRecord
+from .curves import draw_curves, sparsity_curves
 from ..records import atomic_write_text
 from .table import CIRCLED, fmt_lr, fmt_margin
 
@@ -159,12 +161,12 @@ def _guideline_view(g: GuidelineResult) -> dict[str, Any]:
 def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, title: str = "lth-audit report",
                 strict: bool = False, with_plots: bool = True, meta: dict[str, str] | None = None,
                 packed: bool | None = None, workers: int | None = None,
-                guideline: Sequence[GuidelineResult] = ()) -> str:
+                guideline: Sequence[GuidelineResult] = (), records: Sequence[RunRecord] = ()) -> str:
     """The report as a string (see the module docstring).
 
     packed: pack the plots (None: when there are more than `PACK_FROM`); workers: processes that
     draw the plots (None: the usable cores; a pool is used only for many plots, see `plots.start`).
-    The page is written while the plots are drawn."""
+    The page is written while the plots are drawn. `records`: the audited runs, for the sparsity curves."""
     import jinja2
     import markupsafe
 
@@ -177,6 +179,7 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     drawing = plots.start(specs, workers=workers)
     sprite = Sprite({k: kind for k, (kind, _) in specs.items()}, len(specs) > PACK_FROM if packed is None else packed)
     claims = [_claim_view(i, r, sprite, k) for i, (r, k) in enumerate(zip(results, keys))]
+    curves = [(c, markupsafe.Markup(draw_curves(c))) for c in sparsity_curves(records)] if with_plots else []
     counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
     profiles = sorted({r.profile for r in results})
     metrics = sorted({r.metric for r in results})
@@ -184,7 +187,8 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     page = env.get_template("report.html.j2").render(
         title=title, claims=claims, counts=counts, total=len(results), errors=list(errors), grid=_grid(results),
         sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
-        meta=meta or {}, statuses=[s.value for s in Status], guideline=[_guideline_view(g) for g in guideline])
+        meta=meta or {}, statuses=[s.value for s in Status], guideline=[_guideline_view(g) for g in guideline],
+        curves=curves)
     sprite.fill(*drawing.result())
     before, after = page.split(slot)
     return before + env.get_template("sprite.html.j2").render(sprite=sprite) + after
