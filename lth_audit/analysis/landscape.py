@@ -426,6 +426,12 @@ def plot(results: Sequence[dict], out: str | Path, title: str | None = None, col
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
     plt.close(fig)
+    if out.suffix.lower() == ".png":               # 256-colour palette: a third of the size, same look
+        from PIL import Image
+
+        with Image.open(out) as im:
+            small = im.convert("RGB").quantize(256)
+        small.save(out, optimize=True)
     for r in results:
         r["basin"] = basin_areas(r)
     sidecar = {"figure": out.name, "title": title, "color_scale": {"kind": "log", "min": _r(lo), "max": _r(hi)},
