@@ -99,8 +99,9 @@ def register(subparsers) -> None:
                    help="final: BN in eval mode with the final weights' running stats (default, Li et al.); "
                         "batch: BN with the evaluated data's statistics at every point")
     p.add_argument("--samples", type=int, default=None, help="first N training examples (default: all)")
-    p.add_argument("--eval-batch", type=int, default=5000, help="examples per forward pass (default 5000)")
-    p.add_argument("--chunk", type=int, default=8, help="grid points per vmapped forward pass (default 8)")
+    p.add_argument("--eval-batch", type=int, default=None,
+                   help="examples per forward pass (default 1000; with --bn batch: all, i.e. exact statistics)")
+    p.add_argument("--chunk", type=int, default=2, help="grid points per vmapped forward pass (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-runs", type=int, default=12, help="refuse more runs than this (default 12)")
     p.add_argument("--title", default=None)
