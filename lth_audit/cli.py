@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audit import ClaimResult, audit_file
+from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
 from .claims import ClaimFile, find_claim_files, is_claim_file, load_claim_file, merged_records
 from .guideline import GuidelineResult, check_file
@@ -137,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
     register_backend(sub)
+    register_analysis(sub)
     return ap
 
 
