@@ -128,7 +128,7 @@ def register(subparsers) -> None:
                    help="ray: GPU fraction per run (default 1/8 under 1M parameters, 1/4 under 30M, else 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: 1 for models under 1M parameters, else torch's default)")
+                   help="CPU threads (default: torch's; 1 for a model under 1M parameters trained alone)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
     p.set_defaults(func=cmd_run)

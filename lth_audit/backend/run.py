@@ -253,7 +253,8 @@ class Runner:
             summary.wall_s = time.perf_counter() - t0
             return summary
         if self.device.type == "cpu":
-            threads = self.threads or dev.cpu_threads(self.total_params)
+            # Stacked runs make big matmuls that use every core; one small net alone does not.
+            threads = self.threads or (None if self.batched else dev.cpu_threads(self.total_params))
             if threads:
                 torch.set_num_threads(threads)
         data = load_dataset(self.exp.dataset, self.exp.data_path, self.exp.download, self.exp.augment)
