@@ -51,13 +51,6 @@ def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = Non
     return run
 
 
-def run_audit(paths: Sequence[str], overrides: ThresholdOverrides | None = None
-              ) -> tuple[list[ClaimResult], list[Problem]]:
-    """The claims' results and the problems of `audit_paths` (guideline results left out)."""
-    run = audit_paths(paths, overrides)
-    return run.results, run.problems
-
-
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .report.json_report import write_json
     from .report.table import explain, explain_guideline, table

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from lth_audit.cli import main, run_audit
+from lth_audit.cli import audit_paths, main
 from lth_audit.demo import QUICK, run_demo
 from lth_audit.records import load_records
 
@@ -27,7 +27,8 @@ def test_quick_demo_trains_audits_and_its_claims_reaudit(tmp_path, capsys):
     assert all(r.dataset == "mnist1d" and 5.0 < r.top1 <= 100.0 for r in records)
 
     claims = yaml.safe_load((checks / f"{QUICK.name}.lth.yaml").read_text())
-    results, problems = run_audit([str(checks)])
+    run = audit_paths([str(checks)])
+    results, problems = run.results, run.problems
     assert not problems and len(results) == len(claims["claims"]) == 2
     assert all(r.outcome in ("passed", "boundary") for r in results)
     report = json.loads((reports / "demo.json").read_text())

@@ -183,9 +183,10 @@ def test_plugin_import_is_cheap():
 
 
 def test_shipped_checks_rule_on_the_paper_figure1():
-    from lth_audit.cli import run_audit
+    from lth_audit.cli import audit_paths
 
-    results, problems = run_audit([str(ROOT / "checks")])
+    run = audit_paths([str(ROOT / "checks")])
+    results, problems = run.results, run.problems
     assert problems == []
     by_id = {r.id: r for r in results}
     r160 = by_id["paper-fig1-rn20-c10-imp-160ep"]
@@ -195,7 +196,8 @@ def test_shipped_checks_rule_on_the_paper_figure1():
     assert (r78.verdict, r78.outcome) == ("none", "passed")
     one = r78.conditions[0]
     assert one.id == 1 and one.status.value == "fail" and one.observed["epochs"] == 78
-    assert all(r.outcome == "passed" for r in results)
+    assert all(r.outcome == "passed" for r in results if r.id.startswith("paper-"))
+    assert all(r.outcome != "failed" for r in results)  # the demo's claims (checks/demo) may be boundary
 
 
 def test_cli_html(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 from lth_audit.claims import load_claim_file
 from lth_audit.audit import audit_file
-from lth_audit.cli import run_audit
+from lth_audit.cli import audit_paths
 from lth_audit.report import plots
 from lth_audit.report.html import render_html, write_html
 
@@ -75,7 +75,8 @@ def inflate(html: str) -> str:
 
 @pytest.fixture(scope="module")
 def conformance_results():
-    results, problems = run_audit([str(CONFORMANCE)])
+    run = audit_paths([str(CONFORMANCE)])
+    results, problems = run.results, run.problems
     assert not problems
     return results
 
