@@ -1,7 +1,6 @@
 """`lth-audit landscape`: loss-surface contours around runs' training trajectories (docs/replication.md).
 
 `register(subparsers)` adds the subcommand without importing torch; the handler imports what it needs.
-`python -m lth_audit.analysis.commands landscape ...` runs it on its own.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
@@ -109,15 +107,3 @@ def register(subparsers) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached grid exists")
     p.add_argument("--json", action="store_true", help="also print a per-run summary as JSON")
     p.set_defaults(func=cmd_landscape)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lth-audit", description="lth-audit analysis commands")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

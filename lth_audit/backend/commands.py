@@ -1,7 +1,7 @@
 """`lth-audit models | plan | run`: the backend's subcommands.
 
 `register(subparsers)` adds them to the CLI's argparse tree without importing torch; each handler
-imports what it needs. `python -m lth_audit.backend.commands ...` runs them on their own.
+imports what it needs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 
 
 def _input_error(exc) -> int:
@@ -132,15 +131,3 @@ def register(subparsers) -> None:
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
     p.set_defaults(func=cmd_run)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lth-audit", description="lth-audit backend commands")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..records import atomic_write
 from .jobs import TensorData
 
 
@@ -56,19 +56,8 @@ def cache_dir() -> Path:
 
 
 def atomic_torch_save(obj, path: str | os.PathLike[str]) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save that readers never see half done (records.atomic_write)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _normalise_images(x_uint8_nhwc: torch.Tensor, info: DatasetInfo) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from lth_audit.analysis.commands import main as analysis_main
+from lth_audit.cli import main as analysis_main
 from lth_audit.analysis.landscape import (GridSpec, LossEvaluator, Trajectory, direction_names, landscape,
                                           pca_plane)
 from lth_audit.backend.experiment import load_experiment

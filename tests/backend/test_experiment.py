@@ -1,6 +1,6 @@
 import pytest
 
-from lth_audit.backend.commands import main
+from lth_audit.cli import main
 from lth_audit.backend.experiment import load_experiment, parse_experiment
 from lth_audit.backend.plan import make_plan, make_run_id
 from lth_audit.records import InputError, Setting

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lth_audit.backend.commands import main
+from lth_audit.cli import main
 from lth_audit.backend.models import REGISTRY, build_model, count_params
 
 TABLE2 = [("cifar10", "resnet20", 0.27e6), ("cifar10", "resnet32", 1.86e6), ("cifar10", "mobilenet-v1", 3.21e6),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lth_audit.backend.commands import main
+from lth_audit.cli import main
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import count_params, search_width
 from lth_audit.backend.run import Runner
@@ -86,7 +86,7 @@ def test_resume_after_sigkill(tmp_path, write_exp):
     path = write_exp(tmp_path, arch="resnet1d", lrs=[0.05, 0.1], seeds=[0, 1], epochs=3,
                             settings=["pretrain", "lt-imp", "lt-omp"])
     out = tmp_path / "tiny.jsonl"
-    cmd = [sys.executable, "-m", "lth_audit.backend.commands", "run", str(path), "--quiet", "--device", "cpu"]
+    cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--quiet", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

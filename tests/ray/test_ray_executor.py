@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from lth_audit.backend.commands import main  # noqa: E402
+from lth_audit.cli import main  # noqa: E402
 from lth_audit.backend.experiment import load_experiment  # noqa: E402
 from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
 from lth_audit.backend.run import Runner  # noqa: E402
@@ -107,7 +107,7 @@ def test_killed_driver_resumes(ray_cluster, tmp_path, write_exp):
     total = 6 * 4                                          # pretrain, imp-1, imp-2 (lt-imp 0.36), lt-omp
     out = tmp_path / "tiny.jsonl"
     address = ray_cluster.get_runtime_context().gcs_address
-    cmd = [sys.executable, "-m", "lth_audit.backend.commands", "run", str(path), "--executor", "ray",
+    cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--executor", "ray",
            "--address", address, "--device", "cpu", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

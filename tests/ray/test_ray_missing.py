@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from lth_audit.backend.commands import main
+from lth_audit.cli import main
 
 pytestmark = pytest.mark.ray
 

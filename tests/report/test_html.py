@@ -20,7 +20,7 @@ from lth_audit.cli import audit_paths
 from lth_audit.report import plots
 from lth_audit.report.html import render_html, write_html
 
-from .conftest import CONFORMANCE, EXPECTED
+from conformance_cases import CONFORMANCE, EXPECTED
 
 HOSTILE = "<script>alert(1)</script>"
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or "",

@@ -1,8 +1,7 @@
-"""Fixtures for the plugin tests: pytester, and the SPEC conformance cases copied into its folder."""
+"""Fixtures shared by the plugin and report tests: the SPEC conformance cases copied where pytester runs."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,15 +9,10 @@ import pytest
 
 # In-process pytester runs restore sys.modules afterwards; numpy (under matplotlib) cannot be loaded
 # twice in one process, so everything the report needs is imported here, outside those runs.
-import lth_audit.cli  # noqa: E402,F401
-import lth_audit.report.html  # noqa: E402,F401
-import lth_audit.report.plots  # noqa: E402,F401
-
-
-ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = next(p for p in (ROOT / "tests" / "data" / "conformance", ROOT.parent / "shared" / "conformance")
-                   if (p / "expected.json").exists())
-EXPECTED = json.loads((CONFORMANCE / "expected.json").read_text())
+import lth_audit.cli  # noqa: F401
+import lth_audit.report.html  # noqa: F401
+import lth_audit.report.plots  # noqa: F401
+from conformance_cases import CONFORMANCE, EXPECTED
 
 
 @pytest.fixture
