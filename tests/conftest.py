@@ -1,4 +1,4 @@
-"""Fixtures shared by the plugin and report tests: the SPEC conformance cases copied where pytester runs."""
+"""Fixtures shared by the test folders: a private MNIST-1D cache, the SPEC conformance cases for pytester."""
 
 from __future__ import annotations
 
@@ -26,3 +26,11 @@ def cases(pytester: pytest.Pytester):
         return pytester.path
 
     return copy
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mnist1d_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One MNIST-1D cache per test session, never the user's; subprocesses inherit it via the environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LTH_AUDIT_CACHE", str(tmp_path_factory.mktemp("lth-cache")))
+        yield

@@ -1,20 +1,7 @@
-import os
 from pathlib import Path
 
 import pytest
 import yaml
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _mnist1d_cache(tmp_path_factory):
-    """One MNIST-1D cache per test session, inherited by subprocesses through the environment."""
-    old = os.environ.get("LTH_AUDIT_CACHE")
-    os.environ["LTH_AUDIT_CACHE"] = str(tmp_path_factory.mktemp("lth-cache"))
-    yield
-    if old is None:
-        os.environ.pop("LTH_AUDIT_CACHE", None)
-    else:
-        os.environ["LTH_AUDIT_CACHE"] = old
 
 
 def write_experiment(folder: Path, name: str = "tiny", **over) -> Path:

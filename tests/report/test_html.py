@@ -261,8 +261,7 @@ def test_packed_plots_render_in_headless_chromium(tmp_path, conformance_results)
     """The browser inflates the packed blocks (DecompressionStream) and draws the very same pixels."""
     from PIL import Image, ImageChops
 
-    shots = {}
-    for packed in (False, True):
+    def shoot(packed: bool) -> Image.Image:
         report = tmp_path / f"audit-{packed}.html"
         write_html(report, conformance_results, [], packed=packed)
         shot = tmp_path / f"audit-{packed}.png"
@@ -271,8 +270,15 @@ def test_packed_plots_render_in_headless_chromium(tmp_path, conformance_results)
                         "--virtual-time-budget=5000", report.as_uri(), tmp_path=tmp_path)
         assert shot.exists(), done.stderr[-2000:]
         assert console_errors(done.stderr) == []
-        shots[packed] = Image.open(shot).convert("RGB")
-    plain, packed = shots[False], shots[True]
+        return Image.open(shot).convert("RGB")
+
+    plain = shoot(False)
+    # Decompression runs off the main thread, which virtual time does not wait for: on a loaded
+    # machine the screenshot can come before the last block lands, so the packed page gets three tries.
+    for _ in range(3):
+        packed = shoot(True)
+        if ImageChops.difference(plain, packed).getbbox() is None:
+            break
     # the plots are there: the LT series red and the RR series blue of the plots, not only text
     colours = {c for _, c in packed.getcolors(maxcolors=1 << 24)}
     assert (0xd6, 0x27, 0x28) in colours and (0x1f, 0x77, 0xb4) in colours
