@@ -1,8 +1,6 @@
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import count_params, search_width
 from lth_audit.backend.run import Runner
 from lth_audit.records import RecordStore, Setting, load_records
+from processes import sigkill_after_first_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,17 +86,8 @@ def test_resume_after_sigkill(tmp_path, write_exp):
                             settings=["pretrain", "lt-imp", "lt-omp"])
     out = tmp_path / "tiny.jsonl"
     cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--quiet", "--device", "cpu"]
+    before = sigkill_after_first_record(cmd, out, timeout=60)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if out.exists() and len(RecordStore(out).load()) >= 1:
-            break
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = out.read_text().splitlines()
     assert 1 <= len(before) < 16
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -17,7 +17,8 @@ from lth_audit.cli import main  # noqa: E402
 from lth_audit.backend.experiment import load_experiment  # noqa: E402
 from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
 from lth_audit.backend.run import Runner  # noqa: E402
-from lth_audit.records import RecordStore, Setting, load_records  # noqa: E402
+from lth_audit.records import Setting, load_records  # noqa: E402
+from processes import sigkill_after_first_record  # noqa: E402
 
 pytestmark = pytest.mark.ray
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # hooks travel to the workers by value
@@ -109,17 +110,8 @@ def test_killed_driver_resumes(ray_cluster, tmp_path, write_exp):
     address = ray_cluster.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--executor", "ray",
            "--address", address, "--device", "cpu", "--quiet"]
+    before = sigkill_after_first_record(cmd, out, timeout=90)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if out.exists() and len(RecordStore(out).load()) >= 1:
-            break
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = out.read_text().splitlines()
     assert 1 <= len(before) < total
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
