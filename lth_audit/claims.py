@@ -87,6 +87,7 @@ class ClaimFileModel(BaseModel):
     thresholds: ThresholdOverrides | None = None
     claims: list[Claim] = []
     guideline: list[GuidelineClaim] = []
+    landscapes: list[str] = []          # `lth-audit landscape` sidecars (.json) the report draws; globs allowed
 
     @model_validator(mode="after")
     def _something(self) -> ClaimFileModel:
@@ -108,6 +109,7 @@ class ClaimFile:
     model: ClaimFileModel
     records: tuple[RunRecord, ...]
     store_paths: tuple[Path, ...]
+    landscapes: tuple[Path, ...]
     thresholds: dict[str, Thresholds]   # per claim or guideline id
     lines: dict[str, int]               # claim or guideline id -> line of its `- id:` entry
 
@@ -132,17 +134,18 @@ def _line_map(node: yaml.Node, loc: tuple = ()) -> Iterator[tuple[tuple, int]]:
             yield from _line_map(item, (*loc, i))
 
 
-def _resolve_stores(path: Path, patterns: list[str], lines: dict[tuple, int]) -> tuple[list[Path], list[Problem]]:
-    stores: list[Path] = []
+def _resolve(path: Path, key: str, patterns: list[str], lines: dict[tuple, int]) -> tuple[list[Path], list[Problem]]:
+    """The files `patterns` (relative to the claim file, globs allowed) name; a pattern matching none is a problem."""
+    files: list[Path] = []
     problems = []
     for i, pattern in enumerate(patterns):
         full = os.path.join(path.parent, os.path.expanduser(pattern))
         found = sorted(Path(p) for p in glob.glob(full, recursive=True))
         if not found:
-            problems.append(Problem(str(path), lines.get(("records", i)), f"records.{i}",
-                                    f"no record store matches {pattern!r} (relative to {path.parent})"))
-        stores.extend(p for p in found if p not in stores)
-    return stores, problems
+            problems.append(Problem(str(path), lines.get((key, i)), f"{key}.{i}",
+                                    f"no file matches {pattern!r} (relative to {path.parent})"))
+        files.extend(p for p in found if p not in files)
+    return files, problems
 
 
 def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides | None = None) -> ClaimFile:
@@ -187,8 +190,9 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
             thresholds[entry.id] = resolve(entry.dataset, merged)
         except MissingThresholds as exc:
             problems.append(Problem(str(path), lines.get((key, i, "dataset")), f"{key}.{i}.dataset", str(exc)))
-    stores, store_problems = _resolve_stores(path, model.records, lines)
-    problems.extend(store_problems)
+    stores, store_problems = _resolve(path, "records", model.records, lines)
+    landscapes, landscape_problems = _resolve(path, "landscapes", model.landscapes, lines)
+    problems.extend(store_problems + landscape_problems)
     loaded = load_records(stores)
     problems.extend(loaded.problems)
     if model.metric == "best_top1":
@@ -198,7 +202,7 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
     if problems:
         raise InputError(problems)
     claim_lines = {e.id: lines.get((key, i), 0) for key, i, e in entries}
-    return ClaimFile(path, model, tuple(loaded.records), tuple(stores), thresholds, claim_lines)
+    return ClaimFile(path, model, tuple(loaded.records), tuple(stores), tuple(landscapes), thresholds, claim_lines)
 
 
 def is_claim_file(path: Path) -> bool:
@@ -223,3 +227,7 @@ def merged_records(files: Iterable[ClaimFile]) -> list[RunRecord]:
         for r in cf.records:
             runs.setdefault(r.run_id, r)
     return list(runs.values())
+
+
+def merged_landscapes(files: Iterable[ClaimFile]) -> list[Path]:
+    return list(dict.fromkeys(p for cf in files for p in cf.landscapes))

@@ -11,7 +11,8 @@ from pathlib import Path
 from .audit import ClaimResult, audit_file
 from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
-from .claims import ClaimFile, find_claim_files, is_claim_file, load_claim_file, merged_records
+from .claims import (ClaimFile, find_claim_files, is_claim_file, load_claim_file, merged_landscapes,
+                     merged_records)
 from .guideline import GuidelineResult, check_file
 from .options import add_threshold_options, overrides_from
 from .records import InputError, Problem, load_records
@@ -75,7 +76,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.html:
         from .report.html import write_html
 
-        write_html(args.html, run.results, errors, guideline=run.guideline, records=merged_records(run.files))
+        write_html(args.html, run.results, errors, guideline=run.guideline, records=merged_records(run.files),
+                   landscapes=merged_landscapes(run.files))
         print(f"HTML report: {args.html}")
     outcomes = [r.outcome for r in run.results] + [g.outcome for g in run.guideline]
     counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed")}

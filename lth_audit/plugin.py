@@ -106,13 +106,12 @@ class _LthSession:
         return [GuidelineResult.model_validate(d) for _, d in sorted(self.guideline.values(), key=lambda t: t[0])]
 
     @staticmethod
-    def audited_records(results: list[ClaimResult], guideline: list[GuidelineResult], config: pytest.Config):
-        """The runs behind the results, for the report's sparsity curves: results carry only their file
-        (under pytest-xdist the loaded files stay on the workers), so the controller reads them again."""
-        from .claims import load_claim_file, merged_records
+    def audited_files(results: list[ClaimResult], guideline: list[GuidelineResult], config: pytest.Config):
+        """The claim files behind the results, for the report's sparsity curves and landscapes: results carry
+        only their file (under pytest-xdist the loaded files stay on the workers), so they are read again."""
+        from .claims import load_claim_file
 
-        files = dict.fromkeys(x.file for x in [*results, *guideline])
-        return merged_records(load_claim_file(f, _overrides(config)) for f in files)
+        return [load_claim_file(f, _overrides(config)) for f in dict.fromkeys(x.file for x in [*results, *guideline])]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -152,10 +151,12 @@ class _LthSession:
                 atomic_write_text(json_path, json.dumps(doc, indent=1) + "\n")
                 self.written.append(("JSON", json_path))
             if html_path is not None:
+                from .claims import merged_landscapes, merged_records
                 from .report.html import write_html
 
+                files = self.audited_files(results, guideline, config)
                 write_html(html_path, results, self.errors, strict=_strict(config), guideline=guideline,
-                           records=self.audited_records(results, guideline, config),
+                           records=merged_records(files), landscapes=merged_landscapes(files),
                            meta={"pytest": " ".join(map(str, config.invocation_params.args)) or "(no args)"})
                 self.written.append(("HTML", html_path))
         if not audited and (self.asked or self.claim_files_seen) and session.exitstatus == pytest.ExitCode.OK:

@@ -43,8 +43,6 @@ import copy
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
+
+from ..records import atomic_write_text
 
 State = dict[str, torch.Tensor]
 Norm = Literal["filter", "none"]
@@ -256,22 +256,6 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)             # mkstemp makes 0600; a plain file is what readers expect
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # -------------------------------------------------------------------------------------------- one run
 @dataclass
 class GridSpec:
@@ -352,7 +336,7 @@ def landscape(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, spec: GridSpec
         "compute_s": round(time.perf_counter() - t0, 3),
     }
     if path is not None:
-        _atomic_write_text(path, json.dumps(res))
+        atomic_write_text(path, json.dumps(res))
     res.update(from_cache=False, wall_s=res["compute_s"], label=traj.label, info=traj.info)
     return res
 
@@ -378,58 +362,13 @@ def basin_areas(res: dict, levels: Sequence[float] = BASIN_LEVELS) -> dict:
 def plot(results: Sequence[dict], out: str | Path, title: str | None = None, cols: int | None = None) -> Path:
     """Contours of every run's plane (one subplot each, one shared log colour scale) with its trajectory;
     writes `out` (.png / .svg / .pdf) and `out` with suffix .json (the sidecar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import LogNorm
+    from ..report.landscape import LandscapeRun, color_range, landscape_figure
 
     out = Path(out)
-    n = len(results)
-    cols = cols or (n if n <= 3 else 2 if n == 4 else min(4, math.ceil(math.sqrt(n))))
-    rows = math.ceil(n / cols)
-    grids = [np.array([[np.nan if v is None else v for v in row] for row in r["loss"]], dtype=float)
-             for r in results]
-    lo = max(min(float(np.nanmin(g)) for g in grids), 1e-4)
-    hi = max(float(np.nanmax(g)) for g in grids)
-    hi = max(hi, lo * 1.01)
-    levels = np.geomspace(lo, hi, 30)
-    norm = LogNorm(vmin=lo, vmax=hi)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 0.8, 3.8 * rows), squeeze=False,
-                             constrained_layout=True)
-    cs = None
-    for ax, r, g in zip(axes.flat, results, grids):
-        A, B = np.meshgrid(r["a"], r["b"])
-        gc = np.clip(g, lo, hi)
-        cs = ax.contourf(A, B, gc, levels=levels, norm=norm, cmap="viridis")
-        ax.contour(A, B, gc, levels=levels[::3], norm=norm, colors="k", linewidths=0.4, alpha=0.5)
-        ta, tb = r["trajectory"]["a"], r["trajectory"]["b"]
-        ax.plot(ta, tb, "-", color="w", lw=1.4)
-        ax.plot(ta, tb, "o", color="tab:red", ms=3)
-        ax.plot(ta[0], tb[0], "s", color="tab:orange", ms=6, label=f"epoch {r['trajectory']['epochs'][0]}")
-        ax.plot(ta[-1], tb[-1], "*", color="tab:red", ms=11, mec="w",
-                label=f"epoch {r['trajectory']['epochs'][-1]}")
-        ev = r["explained_variance_ratio"]
-        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f} % var.)")
-        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f} % var.)")
-        info = r.get("info", {})
-        extra = f"\ntop-1 {info['top1']:.1f} %, train loss {r['final_loss']:.3f}" if "top1" in info else ""
-        ax.set_title(f"{r.get('label', r['run_id'])}{extra}", fontsize=9)
-        ax.legend(fontsize=7, loc="upper right")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    if cs is not None:
-        bar = fig.colorbar(cs, ax=axes, shrink=0.9)
-        ticks = [t for t in (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000) if lo <= t <= hi]
-        bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
-        bar.minorticks_off()
-        bar.set_label("training loss (log scale)")
-    if title:
-        fig.suptitle(title)
+    runs = [LandscapeRun.model_validate(r) for r in results]
+    lo, hi = color_range(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    landscape_figure(runs, title, cols).savefig(out, dpi=90)
     if out.suffix.lower() == ".png":               # 256-colour palette: a third of the size, same look
         from PIL import Image
 
@@ -440,7 +379,7 @@ def plot(results: Sequence[dict], out: str | Path, title: str | None = None, col
         r["basin"] = basin_areas(r)
     sidecar = {"figure": out.name, "title": title, "color_scale": {"kind": "log", "min": _r(lo), "max": _r(hi)},
                "runs": [{k: v for k, v in r.items()} for r in results]}
-    _atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1))
     return out
 
 

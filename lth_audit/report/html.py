@@ -21,13 +21,15 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..audit import ClaimResult
 from ..conditions import Status
 from ..guideline import GuidelineResult
-from ..records import RunRecord
+from ..records import InputError, RunRecord
 from .curves import draw_curves, sparsity_curves
+from .landscape import landscape_svg, load_landscape
 from ..records import atomic_write_text
 from .table import CIRCLED, fmt_lr, fmt_margin
 
@@ -161,12 +163,14 @@ def _guideline_view(g: GuidelineResult) -> dict[str, Any]:
 def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, title: str = "lth-audit report",
                 strict: bool = False, with_plots: bool = True, meta: dict[str, str] | None = None,
                 packed: bool | None = None, workers: int | None = None,
-                guideline: Sequence[GuidelineResult] = (), records: Sequence[RunRecord] = ()) -> str:
+                guideline: Sequence[GuidelineResult] = (), records: Sequence[RunRecord] = (),
+                landscapes: Sequence[str | os.PathLike[str]] = ()) -> str:
     """The report as a string (see the module docstring).
 
     packed: pack the plots (None: when there are more than `PACK_FROM`); workers: processes that
     draw the plots (None: the usable cores; a pool is used only for many plots, see `plots.start`).
-    The page is written while the plots are drawn. `records`: the audited runs, for the sparsity curves."""
+    The page is written while the plots are drawn. `records`: the audited runs, for the sparsity curves;
+    `landscapes`: sidecars of `lth-audit landscape` to draw (a bad one is listed with the input errors)."""
     import jinja2
     import markupsafe
 
@@ -180,15 +184,24 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     sprite = Sprite({k: kind for k, (kind, _) in specs.items()}, len(specs) > PACK_FROM if packed is None else packed)
     claims = [_claim_view(i, r, sprite, k) for i, (r, k) in enumerate(zip(results, keys))]
     curves = [(c, markupsafe.Markup(draw_curves(c))) for c in sparsity_curves(records)] if with_plots else []
+    errors = list(errors)
+    figures = []
+    for path in landscapes if with_plots else ():
+        try:
+            land = load_landscape(path)
+        except InputError as exc:
+            errors.extend(str(p) for p in exc.problems)
+            continue
+        figures.append((land.title or Path(path).stem, markupsafe.Markup(landscape_svg(land))))
     counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
     profiles = sorted({r.profile for r in results})
     metrics = sorted({r.metric for r in results})
     slot = f"<!--sprite-{os.urandom(8).hex()}-->"  # autoescaped text can never contain it
     page = env.get_template("report.html.j2").render(
-        title=title, claims=claims, counts=counts, total=len(results), errors=list(errors), grid=_grid(results),
+        title=title, claims=claims, counts=counts, total=len(results), errors=errors, grid=_grid(results),
         sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
         meta=meta or {}, statuses=[s.value for s in Status], guideline=[_guideline_view(g) for g in guideline],
-        curves=curves)
+        curves=curves, landscapes=figures)
     sprite.fill(*drawing.result())
     before, after = page.split(slot)
     return before + env.get_template("sprite.html.j2").render(sprite=sprite) + after
