@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REPLICATION = ROOT / "docs" / "replication"
 
 
-def test_the_replication_report_has_curves_landscapes_and_guideline(tmp_path, capsys):
+def test_the_replication_report_has_curves_r_p_landscapes_and_guideline(tmp_path, capsys):
     html = tmp_path / "replication.html"
     # Three of the paper's rules fail on these runs (docs/replication.md): exit 1, not an input error.
     assert main(["audit", str(REPLICATION), "--html", str(html)]) == 1
@@ -20,6 +20,7 @@ def test_the_replication_report_has_curves_landscapes_and_guideline(tmp_path, ca
                     "Guideline (paper Section 3.2) on these runs"):
         assert heading in page
     assert page.count('<figure class="curves"') == 4  # 2 networks' curves, 2 landscape figures
+    assert "Figure 4: correlation indicator R_p" in page  # the tickets carry r_p
     assert "http" not in page and "Input errors" not in page
 
 
