@@ -43,10 +43,11 @@ def explain(r: ClaimResult) -> str:
 
 def table(results: Sequence[ClaimResult]) -> str:
     """A fixed-width summary table, one claim a row."""
-    head = ("claim", "expect", "verdict", "outcome", "witness lr", "failing", "margins ①-⑤")
+    head = ("claim", "expect", "verdict", "outcome", "witness lr", "failing", "margins (pp) at the witness")
     rows = []
     for r in results:
-        margins = " ".join(fmt_margin(c.margin) if c.status is not Status.MISSING else "miss" for c in r.conditions)
+        margins = " ".join(CIRCLED[c.id] + (fmt_margin(c.margin) if c.status is not Status.MISSING else "miss")
+                           for c in r.conditions if c.id != 1)
         failing = "".join(CIRCLED[i] for i in r.failing) or "—"
         rows.append((r.id, r.expect, r.verdict, r.outcome, fmt_lr(r.witness_lr), failing, margins))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
