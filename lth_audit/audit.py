@@ -48,20 +48,10 @@ class Witness(BaseModel):
     secondary: Grade
 
 
-class ConditionSummary(BaseModel):
+class ConditionSummary(ConditionResult):
     """One condition as the report shows it: at the witness, plus where it does best on its own."""
 
-    id: int
-    name: str
-    status: Status
-    margin: float | None
-    band: float | None
-    observed: dict[str, float | None]
-    threshold: dict[str, float]
     best_lr: float | None
-    reference_lr: float | None
-    evidence: list[str]
-    note: str = ""
 
 
 class Observations(BaseModel):
@@ -171,19 +161,16 @@ def _prize(verdict: Verdict, expect: str, prof: Profile) -> frozenset[int]:
 def _summaries(witness: Witness | None, witnesses: Sequence[Witness], profile: Profile) -> list[ConditionSummary]:
     out = []
     for cond in profile.conditions:
-        at_witness = next(c for c in witness.conditions if c.id == cond.id) if witness else None
         per_lr = [(w.lr, next(c for c in w.conditions if c.id == cond.id)) for w in witnesses]
         scored = [(lr, c) for lr, c in per_lr if c.status is not Status.MISSING]
         best_lr = max(scored, key=lambda t: (t[1].status is Status.PASS, t[1].margin or 0.0, -t[0]))[0] \
             if scored else None
-        src = at_witness
-        if src is None:
+        if witness is None:
             out.append(ConditionSummary(id=cond.id, name=cond.name, status=Status.MISSING, margin=None, band=None,
-                                        observed={}, threshold={}, best_lr=None, reference_lr=None, evidence=[]))
-            continue
-        out.append(ConditionSummary(id=src.id, name=src.name, status=src.status, margin=src.margin, band=src.band,
-                                    observed=src.observed, threshold=src.threshold, best_lr=best_lr,
-                                    reference_lr=src.reference_lr, evidence=src.evidence, note=src.note))
+                                        observed={}, threshold={}, best_lr=None))
+        else:
+            at = next(c for c in witness.conditions if c.id == cond.id)
+            out.append(ConditionSummary(**at.model_dump(), best_lr=best_lr))
     return out
 
 
