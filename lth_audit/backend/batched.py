@@ -306,8 +306,11 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
 
     All specs must share architecture, width, recipe and epochs (ValueError otherwise). A model holding a
     module with no batched form (anything with parameters or buffers other than Linear, Conv1d/2d,
-    BatchNorm1d/2d; Dropout) raises NotImplementedError so the caller can train one at a time.
+    BatchNorm1d/2d; Dropout) raises NotImplementedError so the caller can train one at a time; so does
+    data that is not in memory (`stream.StreamData`).
     """
+    if not isinstance(data, TensorData):
+        raise NotImplementedError(f"batched trainer: in-memory data only, not {type(data).__name__}")
     t0 = time.perf_counter()
     device = dev.resolve(device)
     specs = list(specs)

@@ -5,8 +5,10 @@
   mean/std; augmentation "crop-flip" is done on the device per batch by the trainer.
 - tiny-imagenet / imagenet: ImageFolder trees (`train/`, and `val/` either as class folders or
   Tiny-ImageNet's `val/images` + `val_annotations.txt`), decoded once, resized to the data set's image
-  size (ImageNet: resize 256 + centre crop 224) and kept in memory. That suits Tiny-ImageNet and small
-  subsets; full ImageNet does not fit in memory as float tensors and needs a streaming loader (not built).
+  size (ImageNet: resize 256 + centre crop 224) and kept in memory (`TensorData`). That suits Tiny-ImageNet
+  and small subsets. Full ImageNet does not fit in memory: `load_stream` gives a `StreamData` instead,
+  decoded per batch by DataLoader workers with the usual torchvision transforms (`imagenet` streams by
+  default in experiments, `in_memory:` overrides; see `DatasetInfo.streams`).
 - mnist1d: `mnist1d.data.make_dataset(get_dataset_args())` (4000 train / 1000 test, 40 features; no
   download), cached to `$LTH_AUDIT_CACHE/mnist1d.pt` (default ~/.cache/lth-audit), written atomically.
 """
@@ -21,6 +23,7 @@ import torch
 
 from ..records import atomic_write
 from .jobs import TensorData
+from .stream import DEFAULT_WORKERS, ImageItems, StreamData, transforms
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class DatasetInfo:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     augment: str = "none"
+    streams: bool = False     # experiments read it through `load_stream` unless `in_memory: true`
 
 
 _IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -46,7 +50,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "tiny-imagenet": DatasetInfo("tiny-imagenet", "image", 200, image_size=64, stem="imagenet",
                                  mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip"),
     "imagenet": DatasetInfo("imagenet", "image", 1000, image_size=224, stem="imagenet",
-                            mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip"),
+                            mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip", streams=True),
     "mnist1d": DatasetInfo("mnist1d", "1d", 10, channels=1, augment="none"),
 }
 
@@ -143,9 +147,10 @@ def _folder_items(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
     return items
 
 
-def load_image_folder(name: str, root: str | os.PathLike[str]) -> TensorData:
-    """`root/train/<class>/...` and `root/val/<class>/...` (or Tiny-ImageNet's val layout)."""
-    info = DATASETS[name]
+def _image_folder_items(name: str, root: str | os.PathLike[str]
+                        ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(path, class) of every train and val image: `root/train/<class>/...` and `root/val/<class>/...`
+    (or Tiny-ImageNet's `val/images` + `val_annotations.txt`); classes are the sorted train folders."""
     root = Path(root).expanduser()
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir() or not val_dir.is_dir():
@@ -164,6 +169,13 @@ def load_image_folder(name: str, root: str | os.PathLike[str]) -> TensorData:
         val = _folder_items(val_dir, classes)
     if not train or not val:
         raise FileNotFoundError(f"{name}: no images found under {root}")
+    return train, val
+
+
+def load_image_folder(name: str, root: str | os.PathLike[str]) -> TensorData:
+    """`root/train/<class>/...` and `root/val/<class>/...` (or Tiny-ImageNet's val layout), in memory."""
+    info = DATASETS[name]
+    train, val = _image_folder_items(name, root)
     evalmode = name == "imagenet"
     xtr = _load_images([p for p, _ in train], info.image_size, evalmode)
     xte = _load_images([p for p, _ in val], info.image_size, evalmode)
@@ -171,6 +183,24 @@ def load_image_folder(name: str, root: str | os.PathLike[str]) -> TensorData:
     yte = torch.tensor([c for _, c in val], dtype=torch.long)
     return TensorData(_normalise_images(xtr, info), ytr, _normalise_images(xte, info), yte, info.num_classes,
                       info.augment)
+
+
+def load_stream(name: str, root: str | os.PathLike[str], image_size: int | None = None,
+                num_workers: int | None = None) -> StreamData:
+    """An ImageFolder data set read from disk per batch (stream.py), at `image_size` (default: the data
+    set's; smaller sizes make tests fast). `num_workers`: DataLoader workers (default: up to 8, one per
+    CPU core)."""
+    info = DATASETS[name]
+    if name not in ("tiny-imagenet", "imagenet"):
+        raise ValueError(f"{name}: only ImageFolder data sets (tiny-imagenet, imagenet) stream")
+    train, val = _image_folder_items(name, root)
+    size = image_size or info.image_size
+    t_train, t_test, aug = transforms(name, info, size)
+    if num_workers is None:
+        num_workers = min(DEFAULT_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else (os.cpu_count() or 1))
+    return StreamData(ImageItems(train, t_train), ImageItems(val, t_test), info.num_classes, aug, size,
+                      num_workers)
 
 
 def load_mnist1d() -> TensorData:
@@ -189,10 +219,18 @@ def load_mnist1d() -> TensorData:
 
 
 def load_dataset(name: str, root: str | os.PathLike[str] = "~/data", download: bool = False,
-                 augment: str | None = None) -> TensorData:
-    """The data set as CPU tensors (move with `.to(device)`); `augment` overrides the data set's default."""
+                 augment: str | None = None, in_memory: bool = True, image_size: int | None = None,
+                 num_workers: int | None = None) -> TensorData | StreamData:
+    """The data set as CPU tensors (move with `.to(device)`); `augment` overrides the data set's default.
+
+    With `in_memory=False` (ImageFolder data sets only) a `StreamData` instead (`load_stream`; `augment`
+    is then ignored: the streamed transforms are fixed). Experiments pass `Experiment.data_in_memory`,
+    which is False for `imagenet` unless the file says `in_memory: true`.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if not in_memory:
+        return load_stream(name, root, image_size, num_workers)
     if name in ("cifar10", "cifar100"):
         data = load_cifar(name, root, download)
     elif name in ("tiny-imagenet", "imagenet"):

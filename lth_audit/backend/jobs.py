@@ -30,6 +30,9 @@ The semantics both trainers follow (reference implementation: `train.train_one`)
 - After every epoch: test accuracy (% top-1, eval batches of 1000) appended to `curve`; `best_top1` is the
   max of `curve`; `best_state` is kept only when `spec.keep_best`. `kept[k]` holds the weights after k
   epochs of this call for every k in `spec.keep_epochs` (k = 0: the starting weights after masking).
+- Streaming data (`stream.StreamData`, for data sets too big for memory) keeps the data order (the same
+  permutation) and all of the above except the augmentation draws: after the permutation the generator
+  draws one seed per sample, and each sample's torchvision transform runs under that seed (stream.py).
 - On CUDA: bf16 autocast for forward passes and channels_last for 4-D inputs; on CPU plain fp32, so fixed
   seeds reproduce bit for bit. Returned states are CPU tensors, contiguous.
 """
@@ -42,6 +45,11 @@ import torch
 from torch import nn
 
 from .recipes import Recipe
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The CPU generator of one epoch: data order, then per-batch augmentation draws (see above)."""
+    return torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + epoch)
+
 
 Mask = dict[str, torch.Tensor]
 """Parameter name -> {0, 1} tensor of that parameter's shape. Parameters not named are dense."""

@@ -15,16 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import device as dev
-from .jobs import TensorData, TrainOutcome, TrainSpec
+from .jobs import TensorData, TrainOutcome, TrainSpec, epoch_generator
+from .stream import StreamData
 
 EVAL_BATCH = 1000
 SHIFT_MAX = 4
 CROP_PAD = 4
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The CPU generator of one epoch: data order, then per-batch augmentation draws (see jobs.py)."""
-    return torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + epoch)
 
 
 def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
@@ -53,31 +49,82 @@ def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tenso
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
-    """Top-1 accuracy in percent, model in eval mode."""
+def _accuracy(model: nn.Module, batches, device: torch.device) -> float:
+    """Top-1 accuracy in percent over (x, y) batches, model in eval mode."""
     was = model.training
     model.eval()
-    correct = 0
-    fmt = dev.memory_format(device, x)
-    for i in range(0, x.shape[0], EVAL_BATCH):
-        xb = x[i:i + EVAL_BATCH].contiguous(memory_format=fmt)
+    correct = total = 0
+    for xb, yb in batches:
+        xb = xb.contiguous(memory_format=dev.memory_format(device, xb))
         with dev.autocast(device):
             pred = model(xb).argmax(1)
-        correct += int((pred == y[i:i + EVAL_BATCH]).sum())
+        correct += int((pred == yb).sum())
+        total += yb.shape[0]
     model.train(was)
-    return 100.0 * correct / max(1, x.shape[0])
+    return 100.0 * correct / max(1, total)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Top-1 accuracy in percent, model in eval mode, batches of EVAL_BATCH."""
+    return _accuracy(model, ((x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]) for i in range(0, x.shape[0], EVAL_BATCH)),
+                     device)
+
+
+def _tensor_batches(data: TensorData, seed: int, epoch: int, bs: int, device: torch.device):
+    """(x, y) train batches of one schedule epoch of in-memory data: permutation and augmentation draws
+    from the epoch generator, in the order jobs.py documents (drawn lazily, batch by batch)."""
+    g = epoch_generator(seed, epoch)
+    n = data.x_train.shape[0]
+    perm = torch.randperm(n, generator=g).to(device)
+    for it in range((n + bs - 1) // bs):
+        idx = perm[it * bs:(it + 1) * bs]
+        yield augment_batch(data.x_train[idx], data.augment, g), data.y_train[idx]
+
+
+class _Batches:
+    """Where a run's train batches and test accuracy come from: in-memory tensors or a stream."""
+
+    def __init__(self, data: TensorData | StreamData, seed: int, bs: int, device: torch.device):
+        self.data, self.seed, self.bs, self.device = data, seed, bs, device
+        self.stream = isinstance(data, StreamData)
+        if self.stream:
+            self.n = data.n_train
+            self.loader = data.train_loader(bs, seed)   # built once: workers persist over the run
+            self.test_loader = data.test_loader()
+        else:
+            self.n = data.x_train.shape[0]
+        self.iters = (self.n + bs - 1) // bs
+
+    def epoch(self, epoch: int):
+        if self.stream:
+            return self.data.epoch_batches(self.loader, epoch)
+        return _tensor_batches(self.data, self.seed, epoch, self.bs, self.device)
+
+    def test_accuracy(self, model: nn.Module) -> float:
+        if self.stream:
+            return _accuracy(model, self.data.batches(self.test_loader), self.device)
+        return evaluate(model, self.data.x_test, self.data.y_test, self.device)
+
+    def close(self) -> None:
+        if self.stream:   # shut persistent workers down now, not at garbage collection
+            for loader in (self.loader, self.test_loader):
+                it = getattr(loader, "_iterator", None)
+                if it is not None and hasattr(it, "_shutdown_workers"):
+                    it._shutdown_workers()
+                loader._iterator = None
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
-def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "cpu",
+def train_one(spec: TrainSpec, data: TensorData | StreamData, device: torch.device | str = "cpu",
               progress: bool = False) -> TrainOutcome:
-    """Train one network as `spec` says, on `data` (already on `device`). `spec.model` is not modified."""
+    """Train one network as `spec` says, on `data` (already on `device`; a StreamData moves each batch
+    there). `spec.model` is not modified."""
     device = dev.resolve(device)
     t0 = time.perf_counter()
-    fmt = dev.memory_format(device, data.x_train[:1])
+    fmt = dev.memory_format(device, data.x_train[:1] if isinstance(data, TensorData) else torch.empty(1, 1, 1, 1))
     model = copy.deepcopy(spec.model).to(device)
     if fmt is torch.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -90,9 +137,8 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
     r = spec.recipe
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=r.momentum, weight_decay=r.weight_decay,
                           nesterov=r.nesterov and r.momentum > 0)
-    n = data.x_train.shape[0]
-    bs = r.batch_size
-    iters = (n + bs - 1) // bs
+    src = _Batches(data, spec.seed, r.batch_size, device)
+    iters = src.iters
     kept: dict[int, dict[str, torch.Tensor]] = {}
     if 0 in spec.keep_epochs:
         kept[0] = _cpu_state(model)
@@ -104,15 +150,11 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
         bar = tqdm(total=spec.epochs, desc="  epochs", leave=False, unit="ep")
     for epoch in range(spec.epochs):
         sched_epoch = spec.schedule_offset + epoch
-        g = epoch_generator(spec.seed, sched_epoch)
-        perm = torch.randperm(n, generator=g).to(device)
-        for it in range(iters):
+        for it, (xb, yb) in enumerate(src.epoch(sched_epoch)):
             for group in opt.param_groups:
                 group["lr"] = spec.lr * r.lr_factor(sched_epoch + it / iters)
-            idx = perm[it * bs:(it + 1) * bs]
-            xb = augment_batch(data.x_train[idx], data.augment, g).contiguous(memory_format=fmt)
             with dev.autocast(device):
-                loss = F.cross_entropy(model(xb), data.y_train[idx])
+                loss = F.cross_entropy(model(xb.contiguous(memory_format=fmt)), yb)
             if not torch.isfinite(loss):
                 diverged = True
                 break
@@ -126,7 +168,7 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
                 for name, m in mask.items():
                     params[name].mul_(m)
         epochs_run = epoch + 1
-        acc = evaluate(model, data.x_test, data.y_test, device)
+        acc = src.test_accuracy(model)
         curve.append(acc)
         if acc > best:
             best = acc
@@ -142,8 +184,9 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
     if bar is not None:
         bar.close()
     if not curve:  # zero epochs asked: measure the starting point
-        curve.append(evaluate(model, data.x_test, data.y_test, device))
+        curve.append(src.test_accuracy(model))
         best = curve[-1]
+    src.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return TrainOutcome(state=_cpu_state(model), top1=curve[-1], best_top1=max(best, 0.0), diverged=diverged,
@@ -151,13 +194,14 @@ def train_one(spec: TrainSpec, data: TensorData, device: torch.device | str = "c
                         wall_s=time.perf_counter() - t0)
 
 
-def train_many(specs: Sequence[TrainSpec], data: TensorData, device: torch.device | str = "cpu",
+def train_many(specs: Sequence[TrainSpec], data: TensorData | StreamData, device: torch.device | str = "cpu",
                batched: bool = False, progress: bool = False,
                on_result: Callable[[int, TrainOutcome, str], None] | None = None) -> list[TrainOutcome]:
     """Train a group of specs; with `batched`, try the batched trainer first, else one after another.
 
     `on_result(i, outcome, trainer)` (trainer: "single" or "batched") is called as each result is known (one at a time for the single trainer, so
     a kill loses at most the run in flight; all at the end of the group for the batched trainer).
+    Streaming data always goes one spec at a time (the batched trainer raises NotImplementedError for it).
     """
     device = dev.resolve(device)
     specs = list(specs)
