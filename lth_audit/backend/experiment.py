@@ -58,6 +58,8 @@ class Experiment(BaseModel):
     augment: Literal["none", "crop-flip", "shift"] | None = None
     width: PositiveFloat = 1.0
     trajectory_every: Annotated[int, Field(ge=1)] | None = None   # keep every run's weights every k epochs
+    in_memory: bool | None = None        # default: stream the data sets that stream (imagenet)
+    loader_workers: Annotated[int, Field(ge=0)] | None = None   # streaming: DataLoader workers
 
     # Set by load_experiment: where the file is (relative paths resolve against it).
     source: str | None = Field(default=None, exclude=True)
@@ -99,13 +101,27 @@ class Experiment(BaseModel):
     def rewind(self) -> int:
         return self.recipe_obj.rewind_epoch
 
+    @property
+    def data_in_memory(self) -> bool:
+        """Load the data set into memory (TensorData), or stream it from disk (StreamData)?"""
+        from .data import DATASETS
+
+        if self.in_memory is not None:
+            return self.in_memory
+        return not (self.dataset in DATASETS and DATASETS[self.dataset].streams)
+
     def setting_set(self) -> set[Setting]:
         return set(self.settings)
 
     def config_hash(self) -> str:
         # trajectory_every only adds checkpoints (training is unchanged): left out, so hashes stay put.
-        body = json.dumps(self.model_dump(mode="json", exclude={"source", "trajectory_every"}), sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:12]
+        # loader_workers does not change training (streamed augmentation is seeded per sample). in_memory
+        # counts only as what it resolves to, and only when that is streaming: in-memory experiments keep
+        # the hashes they had before streaming existed.
+        body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers"})
+        if not self.data_in_memory:
+            body["stream"] = True
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _line_map(node: yaml.Node, path: tuple = (), out: dict[tuple, int] | None = None) -> dict[tuple, int]:
@@ -143,6 +159,12 @@ def _semantic_problems(exp: Experiment, path: str, lines: dict[tuple, int]) -> l
         bad(("recipe",), f"unknown recipe {exp.recipe!r}; presets: {', '.join(PRESETS)}")
     if probs:
         return probs
+    if exp.in_memory is False and exp.dataset not in ("tiny-imagenet", "imagenet"):
+        bad(("in_memory",), f"only ImageFolder data sets (tiny-imagenet, imagenet) stream; {exp.dataset!r} "
+                            "is always in memory")
+    if not exp.data_in_memory and exp.augment is not None:
+        bad(("augment",), "streamed data uses its own transforms (RandomResizedCrop + flip for imagenet, "
+                          "crop-flip for tiny-imagenet); `augment:` needs `in_memory: true`")
     r = exp.recipe_obj
     for i, s in enumerate(exp.sparsities):
         try:

@@ -110,7 +110,8 @@ def _worker_state(exp: Experiment, device: str, threads: int | None):
             n = threads or dev.cpu_threads(runner.total_params) or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
             if n:
                 torch.set_num_threads(n)
-        data = load_dataset(exp.dataset, exp.data_path, exp.download, exp.augment).to(runner.device)
+        data = load_dataset(exp.dataset, exp.data_path, exp.download, exp.augment, in_memory=exp.data_in_memory,
+                            num_workers=exp.loader_workers).to(runner.device)
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = (runner, data)
     return _WORKER_CACHE[key]

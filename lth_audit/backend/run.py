@@ -257,7 +257,8 @@ class Runner:
             threads = self.threads or (None if self.batched else dev.cpu_threads(self.total_params))
             if threads:
                 torch.set_num_threads(threads)
-        data = load_dataset(self.exp.dataset, self.exp.data_path, self.exp.download, self.exp.augment)
+        data = load_dataset(self.exp.dataset, self.exp.data_path, self.exp.download, self.exp.augment,
+                            in_memory=self.exp.data_in_memory, num_workers=self.exp.loader_workers)
         data = data.to(self.device)
         bar = tqdm(total=len(todo), desc="runs", unit="run", disable=self.quiet)
         for stage, runs in self.plan.stages:
