@@ -1,6 +1,6 @@
 """The correlation indicator R_p of Appendix E, over two sets of weights and an optional mask.
 
-R_p(θ, θ') = Σ_l |T_p(θ_l) ∩ T_p(θ'_l)| / (p · Σ_l N_l), where T_p(θ_l) is the index set of the
+R_p(θ, θ') = Σ_l |T_p(θ_l) ∩ T_p(θ'_l)| / (p · Σ_l N_l) (Σ_l |T_p(θ_l)| here), where T_p(θ_l) is the index set of the
 top-p·100 % magnitudes among the N_l *remaining* (unmasked) weights of layer l. R_p ≈ p means weak
 correlation, R_p > p positive, R_p = 1 identical rankings.
 
@@ -26,7 +26,9 @@ def correlation_indicator(theta: Mapping[str, Any], theta_prime: Mapping[str, An
                           masks: Mapping[str, Any] | None = None) -> float:
     """R_p over the layers of `theta` (names present in both; `masks` names the remaining weights).
 
-    Per layer k_l = round(p · N_l) weights are taken; a layer with no remaining weight is skipped.
+    Per layer k_l = round(p · N_l) weights are taken, and the denominator is Σ k_l, the discrete form of
+    p · Σ N_l: with it R_p stays in [0, 1] even when rounding makes a k_l exceed p · N_l. A layer with
+    no remaining weight is skipped.
     """
     if not 0.0 < p <= 1.0:
         raise ValueError(f"p must be in (0, 1], got {p}")
@@ -34,7 +36,7 @@ def correlation_indicator(theta: Mapping[str, Any], theta_prime: Mapping[str, An
     if missing:
         raise KeyError(f"layers present in only one state dict: {missing}")
     overlap = 0
-    remaining = 0
+    taken = 0
     for name in sorted(theta):
         a = np.asarray(theta[name], dtype=np.float64).ravel()
         b = np.asarray(theta_prime[name], dtype=np.float64).ravel()
@@ -51,7 +53,7 @@ def correlation_indicator(theta: Mapping[str, Any], theta_prime: Mapping[str, An
             continue
         k = int(round(p * n))
         overlap += len(_top_k(a[idx], k) & _top_k(b[idx], k))
-        remaining += n
-    if remaining == 0:
-        raise ValueError("no remaining weights to compare")
-    return overlap / (p * remaining)
+        taken += k
+    if taken == 0:
+        raise ValueError("no remaining weights to compare (or p too small to take any)")
+    return overlap / taken

@@ -198,7 +198,6 @@ class Runner:
                 final = {n: out.state[n] for n in self.names}
                 try:
                     value = correlation_indicator(info["start"], final, p=R_P, masks=mask)
-                    value = min(1.0, max(0.0, float(value)))
                     key = "init" if r.setting.value.startswith("lt-") else "reinit"
                     r_p = {"p": R_P, key: round(value, 6)}
                 except ValueError:

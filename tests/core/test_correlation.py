@@ -37,3 +37,9 @@ def test_bad_inputs_are_clear_errors():
         correlation_indicator({"w": [1.0]}, {"v": [1.0]})
     with pytest.raises(ValueError, match="shapes differ"):
         correlation_indicator({"w": [1.0, 2.0]}, {"w": [1.0]})
+
+
+def test_rounding_never_pushes_r_p_above_one():
+    # 5 weights a layer at p = 0.3: k = round(1.5) = 2 > p * 5; identical weights must give exactly 1.
+    w = {f"l{i}": np.arange(1.0, 6.0) for i in range(3)}
+    assert correlation_indicator(w, w, p=0.3) == 1.0
