@@ -1,10 +1,11 @@
 """The audit: witness search, prize grades, the verdict, the outcome against `expect`, observations.
 
 A witness is one cell of the ticket (one learning rate, its seed mean). Each prize gets its grade
-from its best witness. A condition whose reference has no records is `missing`: the verdict is
-decided when treating every missing condition as passed and as failed gives the same verdict
-(missing evidence that could not change the result is still named); otherwise it is
-`insufficient-evidence`.
+from its best witness. A condition whose reference has no records is `missing`, and counts as failed:
+a prize is awarded only on the evidence that is there (the claimant's burden of proof), and the runs
+that could raise it are named. When no prize is proven but one would be if the missing conditions
+held, the verdict is `insufficient-evidence` rather than `none`: absent runs never prove a ticket
+wrong either.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def audit_claim(claim: Claim, records: Sequence[RunRecord], thresholds: Threshol
     hopeful = _verdict(_best_grade(evaluated, prof.jackpot, Status.PASS),
                        _best_grade(evaluated, prof.secondary, Status.PASS))
     verdict: Verdict = _verdict(grades["jackpot"], grades["secondary"])
-    if not witnesses or hopeful != verdict:
+    if not witnesses or (verdict == "none" and hopeful != "none"):
         verdict = "insufficient-evidence"
     prize = _prize(verdict, claim.expect, prof)
     witness = max(witnesses, key=lambda w: _witness_key(w, prize), default=None)

@@ -189,3 +189,12 @@ def test_original_profile_judges_the_old_way_and_never_awards_a_jackpot():
     assert (original.verdict, original.outcome) == ("secondary", "passed")
     assert [c.id for c in original.conditions] == [1, 3, 4]
     assert PROFILES["original"].jackpot == frozenset()
+
+
+def test_a_proven_prize_stands_when_other_evidence_is_missing():
+    # lr 0.02 proves a boundary jackpot; lr 0.05 might be a clean one, but pretraining at 0.05 is missing.
+    values = _with(pretrain_0p2=LT + SIMILAR - 0.05)
+    values[("lt-imp", 0.05)] = 95.0
+    r = _verdict(values)
+    assert (r.verdict, r.outcome) == ("jackpot-boundary", "boundary")
+    assert {"setting": "pretrain", "lr": 0.05} in r.missing
