@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .conditions import PROFILES, ProfileName
-from .records import InputError, Problem, RunRecord, Setting, load_records, problems_from_validation
+from .records import DatasetName, InputError, Problem, RunRecord, Setting, load_records, problems_from_validation
 from .thresholds import MissingThresholds, ThresholdOverrides, Thresholds, resolve
 
 CLAIM_SUFFIXES = (".lth.yaml", ".lth.yml")
@@ -28,15 +28,10 @@ class Claim(BaseModel):
 
     id: Annotated[str, Field(min_length=1)]
     arch: Annotated[str, Field(min_length=1)]
-    dataset: Annotated[str, Field(min_length=1)]
+    dataset: DatasetName
     setting: Setting
     sparsity: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
     expect: Expect
-
-    @field_validator("dataset")
-    @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.strip().lower()
 
     @field_validator("setting")
     @classmethod
@@ -59,16 +54,11 @@ class GuidelineClaim(BaseModel):
     id: Annotated[str, Field(min_length=1)]
     rule: RuleName
     arch: Annotated[str, Field(min_length=1)]
-    dataset: Annotated[str, Field(min_length=1)]
+    dataset: DatasetName
     sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     setting: Setting = Setting.LT_IMP
     residual: bool | None = None            # rules 1 and 2: does `arch` have residual connections?
     smaller: str | None = None              # rule 3: the less redundant network to compare with
-
-    @field_validator("dataset")
-    @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.strip().lower()
 
     @model_validator(mode="after")
     def _needs(self) -> GuidelineClaim:

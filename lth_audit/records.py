@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 SCHEMA = "lth-audit.run/1"
 
@@ -42,6 +42,8 @@ class Setting(str, Enum):
 Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1)]
+"""Data set names compare in lower case: records, claims and thresholds say `cifar10` whatever was typed."""
 
 
 class CorrelationIndicator(BaseModel):
@@ -62,7 +64,7 @@ class RunRecord(BaseModel):
     schema_: Literal["lth-audit.run/1"] = Field(SCHEMA, alias="schema")
     run_id: Annotated[str, Field(min_length=1)]
     arch: Annotated[str, Field(min_length=1)]
-    dataset: Annotated[str, Field(min_length=1)]
+    dataset: DatasetName
     setting: Setting
     sparsity: Fraction
     lr: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
@@ -92,11 +94,6 @@ class RunRecord(BaseModel):
         if meta is not None and not isinstance(meta, dict):
             kept["meta"] = meta  # let field validation report the bad meta
         return kept
-
-    @field_validator("dataset")
-    @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.strip().lower()
 
     @model_validator(mode="after")
     def _consistent(self) -> RunRecord:
