@@ -39,7 +39,24 @@ class _Widths:
 # CIFAR-style ResNets (resnet20 / resnet32 / -noskip, and resnet18 / resnet50 with a CIFAR stem)
 
 
-class BasicBlock(nn.Module):
+class _Residual(nn.Module):
+    """What both residual blocks share: the shortcut (a 1x1 conv + BN "downsample" when the shape changes)
+    and the final add; `skip=False` removes it (the paper's "ResNet-32-like" without residual connections)."""
+
+    def _shortcut(self, cin: int, cout: int, stride: int, skip: bool) -> None:
+        """Called last in a block's __init__: modules are created (and seeded) in the same order as before."""
+        self.skip = skip
+        self.downsample: nn.Module | None = None
+        if skip and (stride != 1 or cin != cout):
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def _out(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.skip:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return torch.relu(out)
+
+
+class BasicBlock(_Residual):
     expansion = 1
 
     def __init__(self, cin: int, mid: int, cout: int, stride: int, skip: bool = True):
@@ -48,20 +65,14 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(mid)
         self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.skip = skip
-        self.downsample: nn.Module | None = None
-        if skip and (stride != 1 or cin != cout):
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self._shortcut(cin, cout, stride, skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.skip:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return torch.relu(out)
+        return self._out(x, self.bn2(self.conv2(out)))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Residual):
     def __init__(self, cin: int, mid: int, cout: int, stride: int, skip: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
@@ -70,18 +81,12 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.skip = skip
-        self.downsample: nn.Module | None = None
-        if skip and (stride != 1 or cin != cout):
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self._shortcut(cin, cout, stride, skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
         out = torch.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.skip:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return torch.relu(out)
+        return self._out(x, self.bn3(self.conv3(out)))
 
 
 class CifarResNet(nn.Module):
