@@ -45,8 +45,8 @@ class Comparison:
     """LT(w) against a reference group. `kind` "gap": LT − ref > gap. "similar": LT ≥ ref − similar.
 
     `lr` "same" compares with the reference at the witness's lr (same epochs if recorded, else the
-    longest); "best" with the best
-    reference cell over every lr, restricted to cells with sufficient epochs when `well_trained`.
+    longest); "best" with every reference cell over every lr (the max over lr, with each cell's own
+    noise), restricted to cells with sufficient epochs when `well_trained`.
     """
 
     id: int
@@ -86,16 +86,17 @@ def _status(margin: float, band: float) -> Status:
     return Status.BOUNDARY
 
 
-def _reference(cond: Comparison, witness: Cell, ev: TicketEvidence, th: Thresholds) -> Cell | None:
+def _references(cond: Comparison, witness: Cell, ev: TicketEvidence, th: Thresholds) -> tuple[Cell, ...]:
+    """The reference cells the witness must hold against: one for "same", every eligible lr for "best"."""
     cells = ev.role(cond.role)
     if cond.lr == "same":
         # The same recipe when there is one; otherwise the longest training at that lr.
         same = [c for c in cells if c.lr == witness.lr]
-        return max(same, key=lambda c: (c.epochs == witness.epochs, c.epochs), default=None)
+        best = max(same, key=lambda c: (c.epochs == witness.epochs, c.epochs), default=None)
+        return () if best is None else (best,)
     if cond.well_trained:
         cells = tuple(c for c in cells if c.epochs >= th.sufficient_epochs)
-    # Highest mean wins; ties go to the smaller lr so that the choice never depends on record order.
-    return max(cells, key=lambda c: (c.mean, -c.lr, -c.epochs), default=None)
+    return cells
 
 
 def _missing_runs(cond: Comparison, witness: Cell, ev: TicketEvidence) -> list[dict[str, object]]:
@@ -123,21 +124,34 @@ def evaluate(cond: Condition, witness: Cell, ev: TicketEvidence, th: Thresholds)
                                evidence=list(witness.run_ids))
     limit = th.gap if cond.kind == "gap" else th.similar
     threshold = {cond.kind: limit}
-    ref = _reference(cond, witness, ev, th)
-    if ref is None:
+    refs = _references(cond, witness, ev, th)
+    if not refs:
         note = "no pretraining run with sufficient epochs" if cond.well_trained and ev.pretrain else ""
         return ConditionResult(id=cond.id, name=cond.name, status=Status.MISSING, margin=None, band=None,
                                observed={"ticket": witness.mean, "reference": None}, threshold=threshold,
                                evidence=list(witness.run_ids), missing=_missing_runs(cond, witness, ev), note=note)
-    diff = witness.mean - ref.mean
-    margin = diff - limit if cond.kind == "gap" else diff + limit
-    margin = round(margin, MARGIN_DIGITS)
-    band = round(max(th.band_floor, th.band_se * math.hypot(witness.se, ref.se)), MARGIN_DIGITS)
-    return ConditionResult(id=cond.id, name=cond.name, status=_status(margin, band), margin=margin, band=band,
+    # "Beats the max over lr" is "beats every lr": each reference cell is one comparison with its own band,
+    # and the weakest decides. Without seed noise that is the highest mean; with it, a nearly-as-good but
+    # noisier cell can make the comparison uncertain. Adding a reference run thus never helps the ticket.
+    ref, margin, band, status = min((_compare(cond, limit, witness, c, th) for c in refs),
+                                    key=lambda t: (_ORDER[t[3]], t[1], t[0].lr, -t[0].epochs))
+    return ConditionResult(id=cond.id, name=cond.name, status=status, margin=margin, band=band,
                            observed={"ticket": round(witness.mean, MARGIN_DIGITS),
                                      "reference": round(ref.mean, MARGIN_DIGITS)},
                            threshold=threshold, reference_lr=ref.lr,
                            evidence=[*witness.run_ids, *ref.run_ids])
+
+
+_ORDER = {Status.FAIL: 0, Status.BOUNDARY: 1, Status.PASS: 2}
+
+
+def _compare(cond: Comparison, limit: float, witness: Cell, ref: Cell,
+             th: Thresholds) -> tuple[Cell, float, float, Status]:
+    """Margin, band and status of the witness against one reference cell."""
+    diff = witness.mean - ref.mean
+    margin = round(diff - limit if cond.kind == "gap" else diff + limit, MARGIN_DIGITS)
+    band = round(max(th.band_floor, th.band_se * math.hypot(witness.se, ref.se)), MARGIN_DIGITS)
+    return ref, margin, band, _status(margin, band)
 
 
 C1 = Requirement(1, "non-trivial sparsity and sufficient epochs")

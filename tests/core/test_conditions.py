@@ -114,6 +114,19 @@ def test_band_grows_with_the_standard_error_of_the_difference():
     assert r.band == 0.1 and r.status is Status.PASS
 
 
+
+def test_a_noisier_near_best_reference_decides_over_a_certain_best_one():
+    # RR at 0.02 averages 90.4 over seeds 88.4 / 92.4 (SE 2); RR at 0.2 is 91.0 from one seed.
+    # Against 91.0 the ticket (91.9) holds by 0.4 > 0.1: pass. Against the noisy 90.4 it holds by 1.0
+    # inside a band of 2: boundary. The ticket beats "the max over lr" only if it beats every lr, so
+    # the weaker comparison decides; an extra, better RR run never makes ③ easier (Hypothesis found it).
+    r = _eval(C3, _with(rr_imp_0p02=[88.4, 92.4], rr_imp_0p2=91.0))
+    assert (r.status, r.reference_lr, r.band) == (Status.BOUNDARY, 0.02, pytest.approx(2.0))
+    assert r.margin == pytest.approx(1.0)
+    # A clear fail against the certain cell still decides: fail is weaker than boundary.
+    r = _eval(C3, _with(rr_imp_0p02=[88.4, 92.4], rr_imp_0p2=91.6))
+    assert (r.status, r.reference_lr, r.margin) == (Status.FAIL, 0.2, pytest.approx(-0.2))
+
 def _verdict(values, expect="jackpot", **th):
     return audit_claim(claim(expect), grid(values), cifar10(**th))
 
