@@ -13,9 +13,11 @@ How the R runs become one network:
 - Activations carry the R runs folded into the sample axis. With convolutions or BatchNorm the layout is
   sample-major (row b * R + r), so that (B * R, C, ...) viewed as (B, R * C, ...) is free; for pure MLPs
   it is run-major (row r * B + b), which suits `bmm` best.
-- All parameters live in one (R, P) leaf tensor (`_Stack.flat`), split into per-parameter views at each
-  forward; its `.grad` is the (R, P) gradient, so SGD is a handful of whole-stack ops with a per-run
-  learning-rate column (`addcmul_`, which rounds like `add_(alpha=-lr)` in torch.optim.SGD).
+- All parameters live in one flat tensor (`_Stack.flat`, one contiguous (R, *shape) block per parameter)
+  and their gradients in another; each block is an autograd leaf whose `.grad` is the matching gradient
+  block, so backward accumulates straight into the flat gradient and SGD is a handful of whole-stack ops
+  with a per-element learning rate gathered from the runs' (`addcmul_`, which rounds like
+  `add_(alpha=-lr)` in torch.optim.SGD).
 - BatchNorm running statistics of every layer live in one 1-D buffer whose per-layer segments are (R, C)
   contiguous; `F.batch_norm` updates them in place through (R * C,) views, so each run keeps its own
   statistics exactly as a lone `nn.BatchNorm` would.
@@ -47,21 +49,63 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 class _Stack:
-    """All runs' parameters as one (R, P) leaf tensor, and their BatchNorm statistics as one 1-D buffer."""
+    """All runs' parameters in one flat tensor and their gradients in another; BatchNorm statistics in a third.
+
+    The layout is parameter-major: each parameter's R copies form one contiguous (R, *shape) block. Each
+    block is a persistent autograd leaf whose `.grad` is the matching block of `grad`, so backward
+    accumulates in place into one flat gradient (no split, no cat, no per-step views), and every leaf is
+    dense, which is what bmm and autograd's gradient layout want.
+    """
 
     def __init__(self, runs: int, shapes: list[torch.Size], flat: torch.Tensor, runs_first: bool):
         self.runs = runs
         self.runs_first = runs_first
         self.shapes = shapes
-        self.sizes = [s.numel() for s in shapes]
-        self.flat = flat.requires_grad_(True)
+        self.sizes = [runs * s.numel() for s in shapes]
+        self.flat = flat
+        self.grad = torch.zeros_like(flat)
         self.views: list[torch.Tensor] = []
+        for value, grad, shape in zip(flat.split(self.sizes), self.grad.split(self.sizes), shapes):
+            leaf = value.view(runs, *shape).requires_grad_(True)
+            leaf.grad = grad.view(runs, *shape)
+            self.views.append(leaf)
         self.stats = torch.zeros(0, dtype=flat.dtype, device=flat.device)
 
-    def refresh(self) -> None:
-        """Per-parameter (R, *shape) views of `flat`, recorded by autograd when grad mode is on."""
-        pieces = self.flat.split(self.sizes, dim=1)
-        self.views = [p.view(self.runs, *s) for p, s in zip(pieces, self.shapes)]
+    def rows(self, t: torch.Tensor, i: int) -> torch.Tensor:
+        """Parameter i's (R, numel) block of a tensor laid out like `flat`."""
+        at = sum(self.sizes[:i])
+        return t[at:at + self.sizes[i]].view(self.runs, -1)
+
+    def blocks(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """Every parameter's (R, numel) block of a tensor laid out like `flat`: per-run ops take an (R, 1)
+        column on each (a gather to per-element values costs several times more on the CPU)."""
+        return [b.view(self.runs, -1) for b in t.split(self.sizes)]
+
+
+class _Affine(torch.autograd.Function):
+    """Per run: a (M, K) @ w (N, K)ᵀ + b (N): the product behind Linear and im2col convolution.
+
+    The backward forms the weight gradient as gᵀ a, already in w's (N, K) layout; autograd's bmm
+    backward would form aᵀ g and transpose it, several times slower when N is small (a classifier).
+    On CUDA the backward runs under the forward's autocast state.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(a, w)
+        ctx.has_bias = b is not None
+        wt = w.transpose(1, 2)
+        return torch.bmm(a, wt) if b is None else torch.baddbmm(b.unsqueeze(1), a, wt)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, g: torch.Tensor):
+        a, w = ctx.saved_tensors
+        ga = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), a) if ctx.needs_input_grad[1] else None
+        gb = g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return ga, gw, gb
 
 
 class _BatchedLinear(nn.Module):
@@ -72,12 +116,11 @@ class _BatchedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self.stack
         r, fin = st.runs, x.shape[-1]
-        w = st.views[self.w].transpose(1, 2)
         if st.runs_first:
             h = x.reshape(r, -1, fin)
         else:
             h = x.reshape(-1, r, x[0].numel() // fin, fin).transpose(0, 1).reshape(r, -1, fin)
-        out = torch.bmm(h, w) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), h, w)
+        out = _Affine.apply(h, st.views[self.w], None if self.b is None else st.views[self.b])
         if st.runs_first:
             return out.reshape(*x.shape[:-1], -1)
         return out.reshape(r, -1, *x.shape[1:-1], out.shape[-1]).transpose(0, 1).reshape(*x.shape[:-1], -1)
@@ -85,13 +128,15 @@ class _BatchedLinear(nn.Module):
 
 class _Im2col1d(torch.autograd.Function):
     """(R*B, Cin, L) -> (R, B*Lout, k*Cin): the windows of the zero-padded input, tap-major, so that each
-    window is one contiguous run of the channels-last input. The backward adds the k taps back with k
-    strided adds (torch's unfold backward is several times slower on these shapes)."""
+    window is one contiguous run of the channels-last input. The backward writes the k taps back with k
+    strided copies or adds (torch's unfold backward is several times slower on these shapes)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, k: int, s: int, p: int, runs: int) -> torch.Tensor:
         n, c, length = x.shape
-        padded = x.new_zeros(n, length + 2 * p, c)
+        padded = x.new_empty(n, length + 2 * p, c)
+        padded[:, :p] = 0
+        padded[:, p + length:] = 0
         padded[:, p:p + length] = x.transpose(1, 2)
         lout = (length + 2 * p - k) // s + 1
         ctx.geometry = (n, c, length, k, s, p, lout)
@@ -102,9 +147,18 @@ class _Im2col1d(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         n, c, length, k, s, p, lout = ctx.geometry
         g = grad.reshape(n, lout, k, c)
-        out = grad.new_zeros(n, length + 2 * p, c)
+        out = grad.new_empty(n, length + 2 * p, c)
+        # Taps 0..s-1 land on disjoint residues mod s and together cover [0, s*lout): they are copied, the
+        # rest added. What no tap reaches (the tail; every gap when s > k) is zeroed.
+        out[:, s * lout:] = 0
+        if s > k:
+            out.zero_()
         for t in range(k):
-            out[:, t:t + s * (lout - 1) + 1:s] += g[:, :, t]
+            dst = out[:, t:t + s * (lout - 1) + 1:s]
+            if t < s:
+                dst.copy_(g[:, :, t])
+            else:
+                dst.add_(g[:, :, t])
         return out[:, p:p + length].transpose(1, 2), None, None, None, None
 
 
@@ -117,8 +171,10 @@ def _im2col_conv1d(m: nn.Module) -> bool:
 class _BatchedConv(nn.Module):
     """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last."""
 
-    def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None):
+    def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None,
+                 dense_out: bool = False):
         super().__init__()
+        self.dense_out = dense_out
         if src.padding_mode != "zeros":
             raise NotImplementedError(f"batched conv: padding_mode {src.padding_mode!r}")
         self.stack, self.w, self.b = stack, weight, bias
@@ -131,9 +187,10 @@ class _BatchedConv(nn.Module):
         w = st.views[self.w]
         if st.runs_first:
             cols = _Im2col1d.apply(x, w.shape[-1], self.stride[0], self.padding[0], r)
-            wt = w.permute(0, 3, 2, 1).reshape(r, -1, w.shape[1])         # (R, k*Cin, Cout), tap-major
-            out = torch.bmm(cols, wt) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), cols, wt)
-            return out.view(x.shape[0], -1, w.shape[1]).transpose(1, 2)   # (R*B, Cout, Lout), channels-last
+            taps = w.transpose(2, 3).reshape(r, w.shape[1], -1)          # (R, Cout, k*Cin), tap-major
+            out = _Affine.apply(cols, taps, None if self.b is None else st.views[self.b])
+            out = out.view(x.shape[0], -1, w.shape[1]).transpose(1, 2)    # (R*B, Cout, Lout), channels-last
+            return out.contiguous() if self.dense_out else out
         bias = None if self.b is None else st.views[self.b].reshape(-1)
         h = x.reshape(-1, r * x.shape[1], *x.shape[2:])
         out = self.fn(h, w.reshape(-1, *w.shape[2:]), bias, self.stride, self.padding, self.dilation,
@@ -176,15 +233,16 @@ class _Batched:
         self.runs_first = not any(isinstance(m, (*_CONVS, *_NORMS)) and not _im2col_conv1d(m)
                                   for m in first.modules())
         dtype = next(iter(ptensors.values())).dtype if ptensors else torch.float32
-        flat = torch.cat([torch.cat([dict(s.model.named_parameters())[n].detach().reshape(-1).to(device, dtype)
-                                     for n in pnames]).unsqueeze(0) for s in specs]) if pnames else \
-            torch.zeros(r, 0, device=device, dtype=dtype)
+        params = [dict(s.model.named_parameters()) for s in specs]
+        flat = torch.cat([torch.stack([p[n].detach() for p in params]).to(device, dtype).reshape(-1)
+                          for n in pnames]) if pnames else torch.zeros(0, device=device, dtype=dtype)
         self.stack = _Stack(r, [ptensors[n].shape for n in pnames], flat, self.runs_first)
         self.pindex = {n: i for i, n in enumerate(pnames)}
-        self.offsets = [0]
-        for s in self.stack.sizes:
-            self.offsets.append(self.offsets[-1] + s)
         self.net = copy.deepcopy(first).to(device)
+        # Channels-last output suits a following conv's im2col. The last conv usually feeds flatten + Linear,
+        # where that layout makes ReLU's backward mix layouts (several times slower) and flatten copy anyway,
+        # so it emits a dense (N, C, L) tensor. Only speed depends on this guess, never results.
+        self.last_conv = next((m for m in reversed(list(self.net.modules())) if type(m) in _CONVS), None)
         self.stat_slices: dict[str, tuple[int, int]] = {}   # buffer name -> (start, channels) in stats
         self.tracked: dict[str, torch.Tensor] = {}         # num_batches_tracked name -> (R,) at start
         stats: list[torch.Tensor] = []
@@ -210,7 +268,7 @@ class _Batched:
         if isinstance(mod, nn.Linear):
             return _BatchedLinear(self.stack, idx["weight"], idx.get("bias"))
         if type(mod) in _CONVS:
-            return _BatchedConv(self.stack, mod, idx["weight"], idx.get("bias"))
+            return _BatchedConv(self.stack, mod, idx["weight"], idx.get("bias"), dense_out=mod is self.last_conv)
         if isinstance(mod, _NORMS):
             stats_at = None
             if mod.track_running_stats:
@@ -231,14 +289,14 @@ class _Batched:
 
     def states(self, flat: torch.Tensor, stats: torch.Tensor, steps: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Per-run CPU state_dicts (the template's keys and order) from stacked params and statistics."""
-        flat, stats, steps = flat.detach().cpu(), stats.detach().cpu(), steps.cpu()
+        flat, stats, steps = flat.cpu(), stats.cpu(), steps.cpu()
         out = []
         for r in range(self.runs):
             sd: dict[str, torch.Tensor] = {}
             for key in self.state_keys:
                 if key in self.pindex:
                     i = self.pindex[key]
-                    sd[key] = flat[r, self.offsets[i]:self.offsets[i + 1]].view(self.stack.shapes[i]).clone()
+                    sd[key] = self.stack.rows(flat, i)[r].view(self.stack.shapes[i]).clone()
                 elif key in self.stat_slices:
                     at, c = self.stat_slices[key]
                     sd[key] = stats[at + r * c:at + (r + 1) * c].clone()
@@ -335,7 +393,7 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
             if name not in bt.pindex:
                 raise ValueError(f"train_batched: mask names {name!r}, not a parameter of the model")
             j = bt.pindex[name]
-            keep[i, bt.offsets[j]:bt.offsets[j + 1]] = m.to(device).reshape(-1).bool()
+            st.rows(keep, j)[i] = m.to(device).reshape(-1).bool()
     masked = not bool(keep.all())
     keep_f = keep.to(flat.dtype)
     with torch.no_grad():
@@ -347,6 +405,9 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
     # the run each element of the statistics buffer belongs to
     stats_run = torch.cat([torch.arange(r, device=device).repeat_interleave(c)
                            for _, c in bt.stat_slices.values()]) if has_stats else None
+    param_run = torch.cat([torch.arange(r, device=device).repeat_interleave(n // r) for n in st.sizes]) \
+        if st.sizes else torch.zeros(0, dtype=torch.long, device=device)
+    flat_rows = st.blocks(flat)
 
     def snapshot() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return flat.detach().clone(), st.stats.clone(), steps.clone()
@@ -372,7 +433,6 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
         correct = torch.zeros(r, dtype=torch.long, device=device)
         chunk = max(1, min(EVAL_BATCH, EVAL_ROWS // r))
         with torch.no_grad():
-            st.refresh()
             for i in range(0, x_test.shape[0], chunk):
                 xb, yb = x_test[i:i + chunk], y_test[i:i + chunk]
                 t = xb.shape[0]
@@ -414,16 +474,17 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
                 xb = _augment(xb, data.augment, p.reshape(-1, p.shape[-1]))
             before = alive
             old_stats = st.stats.clone() if has_stats else None
-            st.refresh()
             with dev.autocast(device):
                 out = net(xb)
-            per = F.cross_entropy(out, yb, reduction="none")
+            # Classes along dim 1 of a (1, C, N) view: the CPU log-softmax over a short strided dim is
+            # several times faster than over the contiguous last dim of (N, C). Same per-row losses.
+            per = F.cross_entropy(out.t().unsqueeze(0), yb.unsqueeze(0), reduction="none")[0]
             loss = per.view(r, b).mean(1) if bt.runs_first else per.view(b, r).mean(0)
             alive = before & torch.isfinite(loss)
-            flat.grad = None
+            st.grad.zero_()
             loss.sum().backward()
-            with torch.no_grad():  # torch.optim.SGD's arithmetic, in place on the (R, P) stack
-                g = flat.grad
+            with torch.no_grad():  # torch.optim.SGD's arithmetic, in place on the flat stack
+                g = st.grad
                 if masked:
                     g.mul_(keep_f)
                 if wd:
@@ -431,7 +492,13 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
                 if buf is not None:
                     buf.mul_(mom).add_(g)
                     g = g.add_(buf, alpha=mom) if nesterov else buf
-                flat.addcmul_(g.masked_fill_(~alive[:, None], 0), neg_lr[it][:, None])
+                # Dead runs' rows are zeroed NaN-safely. A host check is free on the CPU and skips the
+                # pass; on CUDA it would sync every step.
+                dead = ~alive[:, None] if device.type != "cpu" or not bool(alive.all()) else None
+                for p_rows, g_rows in zip(flat_rows, st.blocks(g)):
+                    if dead is not None:
+                        g_rows.masked_fill_(dead, 0)
+                    p_rows.addcmul_(g_rows, neg_lr[it][:, None])
                 if old_stats is not None:
                     st.stats.copy_(torch.where(before[stats_run], st.stats, old_stats))
                 steps += before
@@ -455,7 +522,7 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
         if best_snap is not None and any(improved):
             imp = torch.tensor(improved, device=device)
             now = snapshot()
-            best_snap = (torch.where(imp[:, None], now[0], best_snap[0]),
+            best_snap = (torch.where(imp[param_run], now[0], best_snap[0]),
                          torch.where(imp[stats_run], now[1], best_snap[1]) if has_stats else now[1],
                          torch.where(imp, now[2], best_snap[2]))
     if epochs == 0:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lth_audit.backend.batched import train_batched
+from lth_audit.backend.batched import _Batched, train_batched
 from lth_audit.backend.data import load_mnist1d
 from lth_audit.backend.jobs import TensorData, TrainOutcome, TrainSpec
 from lth_audit.backend.models import build_model
@@ -98,6 +98,29 @@ def test_conv2d_batchnorm_crop_flip_matches_train_one():
         specs.append(TrainSpec(net, lr=lr, seed=i, recipe=rc, epochs=2, keep_best=True))
     check_equivalent(specs, data, atol=1e-9)
 
+
+
+class _Strides1d(nn.Module):
+    """Plain Conv1d stack (the im2col path) with stride 1, stride above the kernel, and padding 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv1d(1, 4, 3, 1, 1), nn.Conv1d(4, 4, 2, 3, 0, bias=False)
+        self.c, self.fc = nn.Conv1d(4, 3, 5, 2, 2), nn.Linear(3 * 7, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.b(torch.relu(self.a(x.view(x.shape[0], 1, -1)))))
+        return self.fc(torch.relu(self.c(x)).flatten(1))
+
+
+def test_im2col_convolutions_of_every_stride_match_train_one(mnist1d):
+    rc = recipe("mnist1d", epochs=2)
+    specs = []
+    for i, lr in enumerate((0.02, 0.2)):
+        torch.manual_seed(i)
+        specs.append(TrainSpec(_Strides1d().double(), lr=lr, seed=i, recipe=rc, epochs=2))
+    assert _Batched(specs, torch.device("cpu")).runs_first      # the im2col path, not grouped convolutions
+    check_equivalent(specs, as_dtype(mnist1d, torch.float64, "shift"), atol=1e-9)
 
 def test_masks_keep_pruned_weights_exactly_zero(mnist1d):
     specs = specs_for("mlp", (0.05, 0.2), (0,), keep_epochs=(1,), keep_best=True)
