@@ -7,7 +7,7 @@ How the R runs become one network:
 - The template (a deep copy of the first spec's model) keeps its own `forward`; each parameterised leaf
   module is swapped for a batched twin that reads its weights from a stack of all runs' weights:
   `nn.Linear` -> one `baddbmm` over the run axis, `nn.Conv1d` in a network without BatchNorm -> im2col + one
-  `bmm` (`_RunConv1d`), other convolutions -> one grouped convolution with groups = R * groups,
+  `bmm` (`_Im2col1d`), other convolutions -> one grouped convolution with groups = R * groups,
   `nn.BatchNorm1d`/`2d` -> one `F.batch_norm` over R * C channels. Every other module
   and the template's forward code (`view(x.shape[0], ...)`, `flatten(1)`, residual adds, pooling) must act
   on each sample alone, which holds for every network in the registry.
@@ -128,70 +128,40 @@ class _BatchedLinear(nn.Module):
         return out.reshape(r, -1, *x.shape[1:-1], out.shape[-1]).transpose(0, 1).reshape(*x.shape[:-1], -1)
 
 
-class _RunConv1d(torch.autograd.Function):
-    """R runs' Conv1d over a run-major batch as im2col + one bmm, in a channel-major layout.
-
-    Activations are (N, C, L) tensors, N = R*B, whose memory is (C, N, L): every run's (C, B*L) block
-    is then a strided matrix, and W (Cout, Cin*k) @ cols (Cin*k, B*Lout) is the bmm orientation that
-    runs fastest here for few channels and many positions. `dense` asks for an ordinary contiguous
-    (N, Cout, Lout) output instead (for a consumer such as flatten + Linear). The backward writes the k
-    taps back with strided copies and adds (torch's unfold backward is several times slower here).
-    """
+class _Im2col1d(torch.autograd.Function):
+    """(R*B, Cin, L) -> (R, B*Lout, k*Cin): the windows of the zero-padded input, tap-major, so that each
+    window is one contiguous run of the channels-last input. The backward writes the k taps back with k
+    strided copies or adds (torch's unfold backward is several times slower on these shapes)."""
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, s: int, p: int,
-                dense: bool) -> torch.Tensor:
-        n, cin, length = x.shape
-        r, cout, _, k = w.shape
-        lp = length + 2 * p
-        lout = (lp - k) // s + 1
-        padded = F.pad(x.transpose(0, 1), (p, p))                                   # (Cin, N, L + 2p)
-        cols = padded.as_strided((cin, k, n, lout), (n * lp, 1, lp, s)).reshape(cin * k, n * lout)
-        m = n // r * lout
-        per_run = cols.as_strided((r, cin * k, m), (m, n * lout, 1))
-        wk = w.reshape(r, cout, cin * k)
-        out = torch.bmm(wk, per_run) if b is None else torch.baddbmm(b.unsqueeze(2), wk, per_run)
-        ctx.save_for_backward(cols, w)
-        ctx.geometry = (n, cin, length, k, s, p, lout, b is not None)
-        if dense:       # (R, Cout, B, Lout) -> (R, B, Cout, Lout), i.e. contiguous (N, Cout, Lout)
-            return out.view(r, cout, -1, lout).transpose(1, 2).reshape(n, cout, lout)
-        return out.transpose(0, 1).reshape(cout, n, lout).transpose(0, 1)
+    def forward(ctx, x: torch.Tensor, k: int, s: int, p: int, runs: int) -> torch.Tensor:
+        n, c, length = x.shape
+        padded = x.new_empty(n, length + 2 * p, c)
+        padded[:, :p] = 0
+        padded[:, p + length:] = 0
+        padded[:, p:p + length] = x.transpose(1, 2)
+        lout = (length + 2 * p - k) // s + 1
+        ctx.geometry = (n, c, length, k, s, p, lout)
+        windows = padded.as_strided((n, lout, k * c), ((length + 2 * p) * c, s * c, 1))
+        return windows.reshape(runs, -1, k * c)
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad: torch.Tensor):
-        cols, w = ctx.saved_tensors
-        n, cin, length, k, s, p, lout, has_bias = ctx.geometry
-        r, cout = w.shape[:2]
-        m = n // r * lout
-        if grad.transpose(0, 1).is_contiguous():     # channel-major, as this function emits by default
-            g = grad.transpose(0, 1).as_strided((r, cout, m), (m, n * lout, 1))
-        else:
-            g = grad.reshape(r, -1, cout, lout).transpose(1, 2).reshape(r, cout, m)
-        per_run = cols.as_strided((r, cin * k, m), (m, n * lout, 1))
-        gw = torch.bmm(g, per_run.transpose(1, 2)).view(w.shape) if ctx.needs_input_grad[1] else None
-        gb = g.sum(2) if has_bias and ctx.needs_input_grad[2] else None
-        gx = None
-        if ctx.needs_input_grad[0]:
-            gcols = torch.bmm(w.reshape(r, cout, cin * k).transpose(1, 2), g)           # (R, Cin*k, B*Lout)
-            taps = gcols.view(r, cin, k, -1, lout)
-            lp = length + 2 * p
-            out = grad.new_empty(cin, r, n // r, lp)
-            # Taps 0..s-1 land on disjoint residues mod s and together cover [0, s*lout): they are
-            # copied, the rest added. What no tap reaches (the tail; every gap when s > k) is zeroed.
-            out[..., s * lout:] = 0
-            if s > k:
-                out.zero_()
-            for t in range(k):
-                dst, src = out[..., t:t + s * (lout - 1) + 1:s], taps[:, :, t].transpose(0, 1)
-                if t < s:
-                    dst.copy_(src)
-                else:
-                    dst.add_(src)
-            # A dense channel-major gradient: ReLU's backward is several times slower over mixed layouts.
-            gx = out.view(cin, n, lp)[:, :, p:p + length].contiguous().transpose(0, 1)
-        return gx, gw, gb, None, None, None
+        n, c, length, k, s, p, lout = ctx.geometry
+        g = grad.reshape(n, lout, k, c)
+        out = grad.new_empty(n, length + 2 * p, c)
+        # Taps 0..s-1 land on disjoint residues mod s and together cover [0, s*lout): they are copied, the
+        # rest added. What no tap reaches (the tail; every gap when s > k) is zeroed.
+        out[:, s * lout:] = 0
+        if s > k:
+            out.zero_()
+        for t in range(k):
+            dst = out[:, t:t + s * (lout - 1) + 1:s]
+            if t < s:
+                dst.copy_(g[:, :, t])
+            else:
+                dst.add_(g[:, :, t])
+        return out[:, p:p + length].transpose(1, 2), None, None, None, None
 
 
 def _im2col_conv1d(m: nn.Module) -> bool:
@@ -201,7 +171,7 @@ def _im2col_conv1d(m: nn.Module) -> bool:
 
 
 class _BatchedConv(nn.Module):
-    """Sample-major: one grouped convolution. Run-major (Conv1d only): `_RunConv1d`, output channel-major."""
+    """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last."""
 
     def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None,
                  dense_out: bool = False):
@@ -218,8 +188,11 @@ class _BatchedConv(nn.Module):
         r = st.runs
         w = st.views[self.w]
         if st.runs_first:
-            return _RunConv1d.apply(x, w, None if self.b is None else st.views[self.b], self.stride[0],
-                                    self.padding[0], self.dense_out)
+            cols = _Im2col1d.apply(x, w.shape[-1], self.stride[0], self.padding[0], r)
+            wt = w.permute(0, 3, 2, 1).reshape(r, -1, w.shape[1])         # (R, k*Cin, Cout), tap-major
+            out = torch.bmm(cols, wt) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), cols, wt)
+            out = out.view(x.shape[0], -1, w.shape[1]).transpose(1, 2)    # (R*B, Cout, Lout), channels-last
+            return out.contiguous() if self.dense_out else out
         bias = None if self.b is None else st.views[self.b].reshape(-1)
         h = x.reshape(-1, r * x.shape[1], *x.shape[2:])
         out = self.fn(h, w.reshape(-1, *w.shape[2:]), bias, self.stride, self.padding, self.dilation,
@@ -268,7 +241,7 @@ class _Batched:
         self.stack = _Stack(r, [ptensors[n].shape for n in pnames], flat, self.runs_first)
         self.pindex = {n: i for i, n in enumerate(pnames)}
         self.net = copy.deepcopy(first).to(device)
-        # Channel-major output suits a following run-major conv. The last conv usually feeds flatten + Linear,
+        # Channels-last output suits a following conv's im2col. The last conv usually feeds flatten + Linear,
         # where that layout makes ReLU's backward mix layouts (several times slower) and flatten copy anyway,
         # so it emits a dense (N, C, L) tensor. Only speed depends on this guess, never results.
         self.last_conv = next((m for m in reversed(list(self.net.modules())) if type(m) in _CONVS), None)
