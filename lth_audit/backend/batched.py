@@ -72,11 +72,6 @@ class _Stack:
             self.views.append(leaf)
         self.stats = torch.zeros(0, dtype=flat.dtype, device=flat.device)
 
-    def rows(self, t: torch.Tensor, i: int) -> torch.Tensor:
-        """Parameter i's (R, numel) block of a tensor laid out like `flat`."""
-        at = sum(self.sizes[:i])
-        return t[at:at + self.sizes[i]].view(self.runs, -1)
-
     def blocks(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every parameter's (R, numel) block of a tensor laid out like `flat`: per-run ops take an (R, 1)
         column on each (a gather to per-element values costs several times more on the CPU)."""
@@ -171,7 +166,8 @@ def _im2col_conv1d(m: nn.Module) -> bool:
 
 
 class _BatchedConv(nn.Module):
-    """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last."""
+    """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last
+    (dense for the last conv, `dense_out`)."""
 
     def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None,
                  dense_out: bool = False):
@@ -291,14 +287,14 @@ class _Batched:
 
     def states(self, flat: torch.Tensor, stats: torch.Tensor, steps: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Per-run CPU state_dicts (the template's keys and order) from stacked params and statistics."""
-        flat, stats, steps = flat.cpu(), stats.cpu(), steps.cpu()
+        blocks, stats, steps = self.stack.blocks(flat.cpu()), stats.cpu(), steps.cpu()
         out = []
         for r in range(self.runs):
             sd: dict[str, torch.Tensor] = {}
             for key in self.state_keys:
                 if key in self.pindex:
                     i = self.pindex[key]
-                    sd[key] = self.stack.rows(flat, i)[r].view(self.stack.shapes[i]).clone()
+                    sd[key] = blocks[i][r].view(self.stack.shapes[i]).clone()
                 elif key in self.stat_slices:
                     at, c = self.stat_slices[key]
                     sd[key] = stats[at + r * c:at + (r + 1) * c].clone()
@@ -322,6 +318,12 @@ def _check_same_structure(specs: list[TrainSpec]) -> None:
         if sig(s) != sig(ref):
             raise ValueError(f"train_batched: spec {i}'s model differs from spec 0's (architecture or width); "
                              "one call trains one architecture, width, recipe and epoch count")
+
+
+def _owners(runs: int, widths: list[int], device: torch.device) -> torch.Tensor:
+    """The run of each element of consecutive (R, width) blocks."""
+    return torch.cat([torch.arange(runs, device=device).repeat_interleave(w) for w in widths]) if widths else \
+        torch.zeros(0, dtype=torch.long, device=device)
 
 
 def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -395,7 +397,7 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
             if name not in bt.pindex:
                 raise ValueError(f"train_batched: mask names {name!r}, not a parameter of the model")
             j = bt.pindex[name]
-            st.rows(keep, j)[i] = m.to(device).reshape(-1).bool()
+            st.blocks(keep)[j][i] = m.to(device).reshape(-1).bool()
     masked = not bool(keep.all())
     keep_f = keep.to(flat.dtype)
     with torch.no_grad():
@@ -404,15 +406,13 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
     alive = torch.ones(r, dtype=torch.bool, device=device)
     steps = torch.zeros(r, dtype=torch.long, device=device)
     has_stats = st.stats.numel() > 0
-    # the run each element of the statistics buffer belongs to
-    stats_run = torch.cat([torch.arange(r, device=device).repeat_interleave(c)
-                           for _, c in bt.stat_slices.values()]) if has_stats else None
-    param_run = torch.cat([torch.arange(r, device=device).repeat_interleave(n // r) for n in st.sizes]) \
-        if st.sizes else torch.zeros(0, dtype=torch.long, device=device)
+    # the run each element of the statistics buffer and of the parameter stack belongs to
+    stats_run = _owners(r, [c for _, c in bt.stat_slices.values()], device) if has_stats else None
+    param_run = _owners(r, [n // r for n in st.sizes], device)
     flat_rows = st.blocks(flat)
 
     def snapshot() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return flat.detach().clone(), st.stats.clone(), steps.clone()
+        return flat.clone(), st.stats.clone(), steps.clone()
 
     kept: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in specs]
 
