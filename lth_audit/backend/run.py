@@ -252,6 +252,7 @@ class Runner:
             summary.wall_s = time.perf_counter() - t0
             return summary
         if self.device.type == "cpu":
+            dev.keep_freed_memory()
             # Stacked runs make big matmuls that use every core; one small net alone does not.
             threads = self.threads or (None if self.batched else dev.cpu_threads(self.total_params))
             if threads:
