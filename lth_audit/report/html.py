@@ -31,6 +31,7 @@ from ..records import InputError, RunRecord
 from .curves import draw_curves, sparsity_curves
 from .landscape import landscape_svg, load_landscape
 from ..records import atomic_write_text
+from .summary import table3
 from .table import CIRCLED, fmt_lr, fmt_margin
 
 VIEWBOX = {"acc": "0 0 331.2 208.8", "rp": "0 0 259.2 172.8"}
@@ -99,12 +100,13 @@ def _fmt_obs(observed: dict[str, Any]) -> str:
 
 
 def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
-    """Table 3 of the paper: one row per (arch, dataset)."""
+    """Table 3 of the paper, one row per (arch, dataset): its tickets by verdict, and the observation
+    marks of `summary.table3` (the same marks the CLI prints)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for i, r in enumerate(results):
         row = rows.setdefault((r.arch, r.dataset), {
             "arch": r.arch, "dataset": r.dataset, "jackpot": [], "secondary": [], "boundary": [], "none": [],
-            "insufficient": [], "small_lr": [], "prefers": set(), "outcomes": dict.fromkeys(OUTCOMES, 0)})
+            "insufficient": [], "outcomes": dict.fromkeys(OUTCOMES, 0)})
         ticket = {"label": f"{r.setting} s={r.sparsity:g}", "anchor": f"claim-{i}", "outcome": r.outcome}
         if r.verdict == "jackpot":
             row["jackpot"].append(ticket)
@@ -116,19 +118,10 @@ def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
             row["none"].append(ticket)
         else:
             row["insufficient"].append(ticket)
-        if r.observations.prefers_small_lr is not None:
-            row["small_lr"].append(r.observations.prefers_small_lr)
-        if r.observations.prefers is not None:
-            row["prefers"].add(r.observations.prefers)
         row["outcomes"][r.outcome] += 1
-    out = []
-    for row in rows.values():
-        yes = sum(row["small_lr"])
-        row["small_lr"] = "—" if not row["small_lr"] else ("yes" if yes == len(row["small_lr"]) else
-                                                          "no" if yes == 0 else f"{yes}/{len(row['small_lr'])}")
-        row["prefers"] = "/".join(p.upper() if p != "neither" else "neither" for p in sorted(row["prefers"])) or "—"
-        out.append(row)
-    return sorted(out, key=lambda r: (r["arch"], r["dataset"]))
+    for marks in table3(results):
+        rows[(marks.arch, marks.dataset)].update(small_lr=marks.prefers_small_lr, prefers_imp=marks.prefers_imp)
+    return sorted(rows.values(), key=lambda r: (r["arch"], r["dataset"]))
 
 
 def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | None]) -> dict[str, Any]:

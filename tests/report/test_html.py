@@ -18,7 +18,8 @@ from lth_audit.claims import load_claim_file
 from lth_audit.audit import audit_file
 from lth_audit.cli import audit_paths
 from lth_audit.report import plots
-from lth_audit.report.html import render_html, write_html
+from lth_audit.report.html import _grid, render_html, write_html
+from lth_audit.report.summary import table3
 
 from conformance_cases import CONFORMANCE, EXPECTED
 
@@ -123,11 +124,21 @@ def test_contents(conformance_results):
     assert len(claims) == len(EXPECTED)
     assert sorted(a["data-outcome"] for a in claims) == sorted(e["outcome"] for e in EXPECTED.values())
     text = " ".join(page.text)
-    assert "Summary (paper Table 3)" in text and "prefers small lr" in text
+    assert "Summary (paper Table 3)" in text and "prefers small lr" in text and "prefers IMP" in text
     assert "c05-missing-rr" in text and "rr-imp @ lr 0.2" in text        # missing runs named
     assert "c01/netA-pretrain-s0.0-lr0.02-e160-seed0" in text             # evidence record ids
     assert html.count("<symbol") >= 1 and html.count('class="plot"') == len(EXPECTED)
 
+
+
+def test_summary_rows_carry_the_marks_the_cli_prints(conformance_results):
+    grid = {(row["arch"], row["dataset"]): row for row in _grid(conformance_results)}
+    marks = table3(conformance_results)
+    assert sorted(grid) == sorted((m.arch, m.dataset) for m in marks)
+    for m in marks:
+        row = grid[(m.arch, m.dataset)]
+        assert (row["small_lr"], row["prefers_imp"]) == (m.prefers_small_lr, m.prefers_imp)
+        assert sum(row["outcomes"].values()) == m.claims
 
 def test_identical_evidence_shares_one_plot(conformance_results):
     one = conformance_results[0]
