@@ -66,11 +66,19 @@ class _Stack:
         self.flat = flat
         self.grad = torch.zeros_like(flat)
         self.views: list[torch.Tensor] = []
+        self.grad_views: list[torch.Tensor] = []
         for value, grad, shape in zip(flat.split(self.sizes), self.grad.split(self.sizes), shapes):
             leaf = value.view(runs, *shape).requires_grad_(True)
             leaf.grad = grad.view(runs, *shape)
             self.views.append(leaf)
+            self.grad_views.append(leaf.grad)
         self.stats = torch.zeros(0, dtype=flat.dtype, device=flat.device)
+
+    def check_grads(self) -> None:
+        """Backward must have accumulated into `grad` in place; a replaced `.grad` would silently stop training."""
+        if any(v.grad is not g for v, g in zip(self.views, self.grad_views)):
+            raise RuntimeError("batched trainer: autograd replaced a parameter's .grad instead of accumulating "
+                               "into it in place; this torch version breaks the flat-gradient design")
 
     def blocks(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every parameter's (R, numel) block of a tensor laid out like `flat`: per-run ops take an (R, 1)
@@ -485,6 +493,7 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
             alive = before & torch.isfinite(loss)
             st.grad.zero_()
             loss.sum().backward()
+            st.check_grads()
             with torch.no_grad():  # torch.optim.SGD's arithmetic, in place on the flat stack
                 g = st.grad
                 if masked:

@@ -122,6 +122,17 @@ def test_im2col_convolutions_of_every_stride_match_train_one(mnist1d):
     assert _Batched(specs, torch.device("cpu")).runs_first      # the im2col path, not grouped convolutions
     check_equivalent(specs, as_dtype(mnist1d, torch.float64, "shift"), atol=1e-9)
 
+
+def test_gradients_land_in_the_flat_stack_or_training_stops_loudly(mnist1d):
+    bt = _Batched(specs_for("mlp", (0.1, 0.2), (0,)), torch.device("cpu"))
+    x = mnist1d.x_train[:8].repeat(2, 1)
+    bt.net(x).sum().backward()
+    bt.stack.check_grads()
+    assert bt.stack.grad.abs().sum() > 0 and bt.stack.grad.data_ptr() == bt.stack.grad_views[0].data_ptr()
+    bt.stack.views[0].grad = torch.zeros_like(bt.stack.views[0])      # what a replaced .grad would look like
+    with pytest.raises(RuntimeError, match="replaced a parameter's .grad"):
+        bt.stack.check_grads()
+
 def test_masks_keep_pruned_weights_exactly_zero(mnist1d):
     specs = specs_for("mlp", (0.05, 0.2), (0,), keep_epochs=(1,), keep_best=True)
     g = torch.Generator().manual_seed(5)
