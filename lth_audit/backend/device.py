@@ -59,8 +59,8 @@ def keep_freed_memory() -> bool:
     them hundreds of KiB to MiB, above glibc's default mmap and trim thresholds, so each step pays fresh
     page faults (measured: about 70 per step, 5-10 % of a batched MNIST-1D step). This is the allocator
     tuning PyTorch's CPU guides do with jemalloc or tcmalloc, by glibc's own switches. Process-wide, like
-    torch.set_num_threads; the training entry points call it, not the library on import. False (and
-    nothing changed) where the C library is not glibc.
+    torch.set_num_threads; the training entry points call it, not the library on import. False where the
+    C library is not glibc (nothing changed) or glibc refused a setting.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
