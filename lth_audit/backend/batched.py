@@ -7,7 +7,7 @@ How the R runs become one network:
 - The template (a deep copy of the first spec's model) keeps its own `forward`; each parameterised leaf
   module is swapped for a batched twin that reads its weights from a stack of all runs' weights:
   `nn.Linear` -> one `baddbmm` over the run axis, `nn.Conv1d` in a network without BatchNorm -> im2col + one
-  `bmm` (`_Im2col1d`), other convolutions -> one grouped convolution with groups = R * groups,
+  `bmm` (`_Im2colConv1d`), other convolutions -> one grouped convolution with groups = R * groups,
   `nn.BatchNorm1d`/`2d` -> one `F.batch_norm` over R * C channels. Every other module
   and the template's forward code (`view(x.shape[0], ...)`, `flatten(1)`, residual adds, pooling) must act
   on each sample alone, which holds for every network in the registry.
@@ -32,6 +32,7 @@ The host reads `alive` once per epoch.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 
 import torch
@@ -91,7 +92,6 @@ class _Affine(torch.autograd.Function):
 
     The backward forms the weight gradient as gᵀ a, already in w's (N, K) layout; autograd's bmm
     backward would form aᵀ g and transpose it, several times slower when N is small (a classifier).
-    (For the im2col convolutions the measured balance goes the other way, so they keep autograd's.)
     On CUDA the backward runs under the forward's autocast state.
     """
 
@@ -131,40 +131,91 @@ class _BatchedLinear(nn.Module):
         return out.reshape(r, -1, *x.shape[1:-1], out.shape[-1]).transpose(0, 1).reshape(*x.shape[:-1], -1)
 
 
-class _Im2col1d(torch.autograd.Function):
-    """(R*B, Cin, L) -> (R, B*Lout, k*Cin): the windows of the zero-padded input, tap-major, so that each
-    window is one contiguous run of the channels-last input. The backward writes the k taps back with k
-    strided copies or adds (torch's unfold backward is several times slower on these shapes)."""
+@functools.lru_cache(maxsize=64)
+def _conv1d_taps(k: int, s: int, p: int, length: int) -> tuple[int, tuple[tuple[int, int, int], ...], slice | None]:
+    """A 1-D convolution's geometry: (Lout, per tap t the output positions [lo, hi) whose input s*j + t - p
+    lies inside [0, length) with that first input position, and the input positions no tap t < s reaches:
+    a slice, or None when every position is reached)."""
+    lout = (length + 2 * p - k) // s + 1
+    taps = []
+    reached = [False] * length
+    for t in range(k):
+        lo = max(0, -((t - p) // s))
+        hi = max(lo, min(lout, (length - 1 - t + p) // s + 1))
+        taps.append((lo, hi, s * lo + t - p))
+        if t < s:
+            for q in range(s * lo + t - p, s * hi + t - p, s):
+                reached[q] = True
+    missing = [q for q, hit in enumerate(reached) if not hit]
+    if not missing:
+        return lout, tuple(taps), None
+    contiguous = missing[-1] - missing[0] + 1 == len(missing)
+    return lout, tuple(taps), slice(missing[0], missing[-1] + 1) if contiguous else slice(0, length)
+
+
+class _Im2colConv1d(torch.autograd.Function):
+    """Per run, a Conv1d as im2col + one GEMM: (R*B, Cin, L) -> (R*B, Cout, Lout), channels-last memory.
+
+    The windows matrix (R, B*Lout, k*Cin) is tap-major: each tap is one strided block copy from the input
+    (channels-last, as the previous such convolution leaves it), zeroed where a window reaches into the
+    padding. The backward forms the weight gradient from the saved windows and writes the windows'
+    gradient back with strided copies (taps 0..s-1, disjoint) and adds (the rest) into a dense
+    channels-last input gradient, the layout of the activation it meets next. One autograd node instead
+    of unfold/permute/bmm nodes: torch's unfold backward is several times slower on these shapes, and on
+    the CPU each node is a fixed cost of the step.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, k: int, s: int, p: int, runs: int) -> torch.Tensor:
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, s: int, p: int) -> torch.Tensor:
         n, c, length = x.shape
-        padded = x.new_empty(n, length + 2 * p, c)
-        padded[:, :p] = 0
-        padded[:, p + length:] = 0
-        padded[:, p:p + length] = x.transpose(1, 2)
-        lout = (length + 2 * p - k) // s + 1
-        ctx.geometry = (n, c, length, k, s, p, lout)
-        windows = padded.as_strided((n, lout, k * c), ((length + 2 * p) * c, s * c, 1))
-        return windows.reshape(runs, -1, k * c)
+        r, cout, _, k = w.shape
+        lout, taps, _ = _conv1d_taps(k, s, p, length)
+        src = x.transpose(1, 2)
+        win = x.new_empty(n, lout, k, c)
+        for t, (lo, hi, first) in enumerate(taps):
+            if hi > lo:
+                win[:, lo:hi, t] = src[:, first:first + s * (hi - lo - 1) + 1:s]
+        for t, (lo, hi, _) in enumerate(taps):   # after the copies, when these scattered rows are in cache
+            if lo > 0:
+                win[:, :lo, t] = 0
+            if hi < lout:
+                win[:, hi:, t] = 0
+        cols = win.view(r, -1, k * c)
+        wt = w.permute(0, 3, 2, 1).reshape(r, k * c, cout)
+        out = torch.bmm(cols, wt) if b is None else torch.baddbmm(b.unsqueeze(1), cols, wt)
+        ctx.save_for_backward(cols, wt)
+        ctx.geometry = (k, s, p, length, b is not None)
+        return out.view(n, lout, cout).transpose(1, 2)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad: torch.Tensor):
-        n, c, length, k, s, p, lout = ctx.geometry
-        g = grad.reshape(n, lout, k, c)
-        out = grad.new_empty(n, length + 2 * p, c)
-        # Taps 0..s-1 land on disjoint residues mod s and together cover [0, s*lout): they are copied, the
-        # rest added. What no tap reaches (the tail; every gap when s > k) is zeroed.
-        out[:, s * lout:] = 0
-        if s > k:
-            out.zero_()
-        for t in range(k):
-            dst = out[:, t:t + s * (lout - 1) + 1:s]
-            if t < s:
-                dst.copy_(g[:, :, t])
-            else:
-                dst.add_(g[:, :, t])
-        return out[:, p:p + length].transpose(1, 2), None, None, None, None
+        cols, wt = ctx.saved_tensors
+        k, s, p, length, has_bias = ctx.geometry
+        r, _, cout = wt.shape
+        lout, taps, unreached = _conv1d_taps(k, s, p, length)
+        n = grad.shape[0]
+        g = grad.transpose(1, 2).reshape(r, -1, cout)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[1]:
+            gw = torch.bmm(g.transpose(1, 2), cols).view(r, cout, k, -1).permute(0, 1, 3, 2)
+        if has_bias and ctx.needs_input_grad[2]:
+            gb = g.sum(1)
+        if ctx.needs_input_grad[0]:
+            gcols = torch.bmm(g, wt.transpose(1, 2)).view(n, lout, k, -1)
+            out = grad.new_empty(n, length, gcols.shape[-1])
+            if unreached is not None:
+                out[:, unreached] = 0
+            for t, (lo, hi, first) in enumerate(taps):
+                if hi > lo:
+                    dst = out[:, first:first + s * (hi - lo - 1) + 1:s]
+                    if t < s:
+                        dst.copy_(gcols[:, lo:hi, t])
+                    else:
+                        dst.add_(gcols[:, lo:hi, t])
+            gx = out.transpose(1, 2)
+        return gx, gw, gb, None, None
 
 
 def _im2col_conv1d(m: nn.Module) -> bool:
@@ -192,10 +243,8 @@ class _BatchedConv(nn.Module):
         r = st.runs
         w = st.views[self.w]
         if st.runs_first:
-            cols = _Im2col1d.apply(x, w.shape[-1], self.stride[0], self.padding[0], r)
-            wt = w.permute(0, 3, 2, 1).reshape(r, -1, w.shape[1])         # (R, k*Cin, Cout), tap-major
-            out = torch.bmm(cols, wt) if self.b is None else torch.baddbmm(st.views[self.b].unsqueeze(1), cols, wt)
-            out = out.view(x.shape[0], -1, w.shape[1]).transpose(1, 2)    # (R*B, Cout, Lout), channels-last
+            out = _Im2colConv1d.apply(x, w, None if self.b is None else st.views[self.b], self.stride[0],
+                                      self.padding[0])
             return out.contiguous() if self.dense_out else out
         bias = None if self.b is None else st.views[self.b].reshape(-1)
         h = x.reshape(-1, r * x.shape[1], *x.shape[2:])
