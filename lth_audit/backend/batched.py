@@ -87,11 +87,20 @@ class _Stack:
         return [b.view(self.runs, -1) for b in t.split(self.sizes)]
 
 
+def _weight_grad(g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Per run gᵀ a, (R, M, N) x (R, M, K) -> (R, N, K), as the product whose result is at least as wide as
+    tall (the transpose of the other): MKL's small-output bmm with a long reduction is several times
+    faster that way round (measured: 25x5 from 1900 rows 289 µs, 5x25 88 µs; 10x125 28 µs, 125x10 83)."""
+    if g.shape[-1] <= a.shape[-1]:
+        return torch.bmm(g.transpose(1, 2), a)
+    return torch.bmm(a.transpose(1, 2), g).transpose(1, 2)
+
+
 class _Affine(torch.autograd.Function):
     """Per run: a (M, K) @ w (N, K)ᵀ + b (N), the batched Linear.
 
-    The backward forms the weight gradient as gᵀ a, already in w's (N, K) layout; autograd's bmm
-    backward would form aᵀ g and transpose it, several times slower when N is small (a classifier).
+    The backward forms the weight gradient with `_weight_grad`; autograd's bmm backward always forms aᵀ g,
+    several times slower when N is small (a classifier).
     On CUDA the backward runs under the forward's autocast state.
     """
 
@@ -108,7 +117,7 @@ class _Affine(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         a, w = ctx.saved_tensors
         ga = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
-        gw = torch.bmm(g.transpose(1, 2), a) if ctx.needs_input_grad[1] else None
+        gw = _weight_grad(g, a) if ctx.needs_input_grad[1] else None
         gb = g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return ga, gw, gb
 
@@ -199,7 +208,7 @@ class _Im2colConv1d(torch.autograd.Function):
         g = grad.transpose(1, 2).reshape(r, -1, cout)
         gx = gw = gb = None
         if ctx.needs_input_grad[1]:
-            gw = torch.bmm(g.transpose(1, 2), cols).view(r, cout, k, -1).permute(0, 1, 3, 2)
+            gw = _weight_grad(g, cols).unflatten(2, (k, -1)).transpose(2, 3)
         if has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(1)
         if ctx.needs_input_grad[0]:
