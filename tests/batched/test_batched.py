@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lth_audit.backend.batched import _Batched, _Im2colConv1d, train_batched
+from lth_audit.backend.batched import _Batched, _GemmConv1d, _tap_sum_fits, train_batched
 from lth_audit.backend.data import load_mnist1d
 from lth_audit.backend.jobs import TensorData, TrainOutcome, TrainSpec
 from lth_audit.backend.models import build_model
@@ -124,21 +124,33 @@ def test_im2col_convolutions_of_every_stride_match_train_one(mnist1d):
 
 
 @pytest.mark.parametrize("k,s,p,length", [(5, 2, 1, 40), (3, 2, 1, 19), (3, 2, 1, 10), (3, 1, 1, 7),
-                                           (2, 3, 0, 11), (5, 2, 2, 14), (1, 4, 0, 9), (3, 1, 4, 3), (4, 2, 3, 6)])
+                                           (2, 3, 0, 11), (5, 2, 2, 14), (1, 4, 0, 9), (3, 1, 4, 3), (4, 2, 3, 6),
+                                           (2, 2, 0, 10), (1, 1, 0, 5)])
+@pytest.mark.parametrize("channels", [2, 8])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_im2col_convolution_and_its_gradients_are_those_of_conv1d(k, s, p, length, channels_last):
+def test_gemm_convolution_and_its_gradients_are_those_of_conv1d(k, s, p, length, channels, channels_last):
     """Forward against F.conv1d run by run, backward against numerical gradients (fp64), every tap geometry:
-    windows that reach the padding on either side, taps that skip inputs (s > k), padding wider than a tap."""
-    runs, n, c, cout = 2, 3, 2, 3
+    windows that reach the padding on either side, taps that skip inputs (s > k), padding wider than a tap;
+    with 8 channels the geometries where a tap sum fits take that path."""
+    runs, n, cout = 2, 3, 3
     g = torch.Generator().manual_seed(k * 100 + s * 10 + p)
-    x = torch.randn(runs * n, length, c, generator=g, dtype=torch.float64)
+    x = torch.randn(runs * n, length, channels, generator=g, dtype=torch.float64)
     x = x.transpose(1, 2) if channels_last else x.transpose(1, 2).contiguous()
-    w = torch.randn(runs, cout, c, k, generator=g, dtype=torch.float64)
+    w = torch.randn(runs, cout, channels, k, generator=g, dtype=torch.float64)
     b = torch.randn(runs, cout, generator=g, dtype=torch.float64)
     want = torch.cat([torch.nn.functional.conv1d(x[r * n:(r + 1) * n], w[r], b[r], s, p) for r in range(runs)])
-    torch.testing.assert_close(_Im2colConv1d.apply(x, w, b, s, p), want)
+    torch.testing.assert_close(_GemmConv1d.apply(x, w, b, s, p), want)
     inputs = tuple(t.clone().requires_grad_(True) for t in (x, w, b))
-    assert torch.autograd.gradcheck(lambda *a: _Im2colConv1d.apply(*a, s, p), inputs)
+    assert torch.autograd.gradcheck(lambda *a: _GemmConv1d.apply(*a, s, p), inputs)
+
+
+def test_the_tap_sum_takes_exactly_the_geometries_whose_windows_fit():
+    assert _tap_sum_fits(3, 2, 1, 19, 25)          # cnn1d's conv2
+    assert _tap_sum_fits(2, 2, 0, 10, 8) and _tap_sum_fits(1, 1, 0, 5, 8)
+    assert not _tap_sum_fits(3, 2, 1, 19, 2)       # too few channels: each tap's product reduces over Cin
+    assert not _tap_sum_fits(3, 2, 1, 10, 25)      # conv3: the last window overhangs the padded length
+    assert not _tap_sum_fits(5, 2, 1, 40, 25)      # kernel longer than stride + padding
+    assert not _tap_sum_fits(3, 1, 1, 7, 25)       # 'same' stride-1 convolution: one position short
 
 
 def test_gradients_land_in_the_flat_stack_or_training_stops_loudly(mnist1d):
