@@ -165,37 +165,84 @@ def _conv1d_taps(k: int, s: int, p: int, length: int) -> tuple[int, tuple[tuple[
 
 
 TAP_SUM_MIN_CHANNELS = 8
-"""Fewest input channels for which a tap-sum forward pays (each tap's product reduces over Cin alone)."""
+"""Fewest input channels for which the tap-sum form pays (each of its products reduces over s * Cin)."""
 
 
 def _tap_sum_fits(k: int, s: int, p: int, length: int, c: int) -> bool:
     """Whether every window of every sample lies in that sample's input zero-padded to s * Lout positions
-    (p in front) or in the next sample's front padding: then output row (b, j) of tap t reads padded row
-    s * (b * Lout + j) + t, one uniform stride over the whole run, and a convolution is k GEMMs on strided
-    views of that padded input. True for kernel 3, stride 2, padding 1 over an odd length (cnn1d's conv2)."""
+    (p in front) or in the next sample's front padding. Then output row (b, j) reads padded rows
+    s * (b * Lout + j) .. + k - 1 at one uniform stride over the whole run, and the convolution is
+    ceil(k / s) GEMMs over strided views of the padded input. True for kernel 3, stride 2, padding 1
+    over an odd length (cnn1d's conv2)."""
     lout = (length + 2 * p - k) // s + 1
     return c >= TAP_SUM_MIN_CHANNELS and k <= s + p and length + p <= s * lout
 
 
-def _tap_rows(padded: torch.Tensor, t: int, runs: int, rows: int, c: int, s: int) -> torch.Tensor:
-    """Tap t's (R, B * Lout, Cin) rows of a tap-sum padded input: stride s * Cin, offset t * Cin."""
-    return padded.as_strided((runs, rows, c), (rows * s * c, s * c, 1), t * c)
+def _tap_groups(padded: torch.Tensor, k: int, s: int, runs: int, rows: int, c: int
+                ) -> list[tuple[slice, torch.Tensor]]:
+    """A tap-sum padded tensor as blocks of up to s adjacent taps: (the block's rows of the tap-major weight
+    matrix, its (R, B * Lout, taps * Cin) view at row stride s * Cin). Rows of a block never overlap, so
+    each is a plain GEMM operand; the first block of a full s taps is the dense tensor itself."""
+    out = []
+    for t0 in range(0, k, s):
+        t1 = min(k, t0 + s)
+        view = padded.as_strided((runs, rows, (t1 - t0) * c), (rows * s * c, s * c, 1), t0 * c)
+        out.append((slice(t0 * c, t1 * c), view))
+    return out
+
+
+def _padded_segments(like: torch.Tensor, n: int, lp: int, c: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A flat tap-sum buffer of n samples x lp positions x c channels plus the last sample's overhang (p
+    positions, zeroed), and its (n, lp, c) view."""
+    flat = like.new_empty(n * lp * c + p * c)
+    flat[n * lp * c:] = 0
+    return flat, flat[:n * lp * c].view(n, lp, c)
+
+
+def _im2col(x: torch.Tensor, k: int, s: int, lout: int, taps) -> torch.Tensor:
+    """(n, Cin, L) -> (n, Lout, k, Cin) windows: per tap one strided block copy, then the pad zeros (after
+    the copies, when those scattered rows are in cache)."""
+    src = x.transpose(1, 2)
+    win = x.new_empty(x.shape[0], lout, k, x.shape[1])
+    for t, (lo, hi, first) in enumerate(taps):
+        if hi > lo:
+            win[:, lo:hi, t] = src[:, first:first + s * (hi - lo - 1) + 1:s]
+    for t, (lo, hi, _) in enumerate(taps):
+        if lo > 0:
+            win[:, :lo, t] = 0
+        if hi < lout:
+            win[:, hi:, t] = 0
+    return win
+
+
+def _col2im(gcols: torch.Tensor, length: int, s: int, taps, unreached: slice | None) -> torch.Tensor:
+    """(n, Lout, k, Cin) window gradients -> (n, L, Cin): taps 0..s-1 (disjoint) copied, the rest added."""
+    out = gcols.new_empty(gcols.shape[0], length, gcols.shape[-1])
+    if unreached is not None:
+        out[:, unreached] = 0
+    for t, (lo, hi, first) in enumerate(taps):
+        if hi > lo:
+            dst = out[:, first:first + s * (hi - lo - 1) + 1:s]
+            if t < s:
+                dst.copy_(gcols[:, lo:hi, t])
+            else:
+                dst.add_(gcols[:, lo:hi, t])
+    return out
 
 
 class _GemmConv1d(torch.autograd.Function):
     """Per run, a Conv1d as GEMMs: (R*B, Cin, L) -> (R*B, Cout, Lout), channels-last memory.
 
-    Forward, one of two ways (same products, same sums; the second writes no window matrix):
-    - im2col: a tap-major windows matrix (R, B*Lout, k*Cin), each tap one strided block copy from the
-      input (channels-last, as the previous such convolution leaves it), zeroed where a window reaches
-      into the padding, then one GEMM;
-    - tap sum, where `_tap_sum_fits`: one zero-padded channels-last copy of the input and k accumulated
-      GEMMs over strided views of it (cnn1d, 12 runs: +3-4 % on the whole call, interleaved A/B).
-    Backward: the weight gradient from the saved windows (or per tap from the padded input); the windows'
-    gradient by one GEMM, written back with strided copies (taps 0..s-1, disjoint) and adds (the rest)
-    into a dense channels-last input gradient, the layout of the activation it meets next. One autograd
-    node in place of unfold/permute/bmm nodes: torch's unfold backward is several times slower on these
-    shapes, and on the CPU each node is a fixed cost of the step.
+    Two forms, the same products and sums:
+    - im2col: a tap-major windows matrix (R, B*Lout, k*Cin) from `_im2col` (cheap when the input is
+      channels-last, as the previous such convolution leaves it), one GEMM; the backward forms the
+      weight gradient from the saved windows and the windows' gradient by one GEMM, written back by
+      `_col2im` into a dense channels-last input gradient (the layout of the activation it meets next);
+    - tap sum, where `_tap_sum_fits`: one zero-padded copy of the input, ceil(k / s) accumulated GEMMs
+      over strided views of it, and the same in the backward, the input gradient written straight into
+      a padded buffer; no window matrix either way (cnn1d, 12 runs: about +5 % on the whole call).
+    One autograd node in place of unfold/permute/bmm nodes: torch's unfold backward is several times
+    slower on these shapes, and on the CPU each node is a fixed cost of the step.
     """
 
     @staticmethod
@@ -205,38 +252,23 @@ class _GemmConv1d(torch.autograd.Function):
         r, cout, _, k = w.shape
         lout, taps, _ = _conv1d_taps(k, s, p, length)
         tap_sum = _tap_sum_fits(k, s, p, length, c)
+        wt = w.permute(0, 3, 2, 1).reshape(r, k * c, cout)              # (R, k*Cin, Cout), tap-major
+        bias = None if b is None else b.unsqueeze(1)
         if tap_sum:
-            lp = s * lout
-            padded = x.new_empty(n * lp * c + p * c)                  # + the last sample's overhang
-            xp = padded[:n * lp * c].view(n, lp, c)
+            saved, xp = _padded_segments(x, n, s * lout, c, p)
             xp[:, p:p + length] = x.transpose(1, 2)
             xp[:, :p] = 0
             xp[:, p + length:] = 0
-            padded[n * lp * c:] = 0
-            wk = w.permute(3, 0, 2, 1).contiguous()                  # (k, R, Cin, Cout)
             out = None
-            for t in range(k):
-                a = _tap_rows(padded, t, r, n // r * lout, c, s)
-                if out is None:
-                    out = torch.bmm(a, wk[t]) if b is None else torch.baddbmm(b.unsqueeze(1), a, wk[t])
+            for rows_at, a in _tap_groups(saved, k, s, r, n // r * lout, c):
+                if out is not None:
+                    out.baddbmm_(a, wt[:, rows_at])
                 else:
-                    out.baddbmm_(a, wk[t])
-            ctx.save_for_backward(padded, wk)
+                    out = torch.bmm(a, wt[:, rows_at]) if bias is None else torch.baddbmm(bias, a, wt[:, rows_at])
         else:
-            src = x.transpose(1, 2)
-            win = x.new_empty(n, lout, k, c)
-            for t, (lo, hi, first) in enumerate(taps):
-                if hi > lo:
-                    win[:, lo:hi, t] = src[:, first:first + s * (hi - lo - 1) + 1:s]
-            for t, (lo, hi, _) in enumerate(taps):   # after the copies, when these scattered rows are in cache
-                if lo > 0:
-                    win[:, :lo, t] = 0
-                if hi < lout:
-                    win[:, hi:, t] = 0
-            cols = win.view(r, -1, k * c)
-            wt = w.permute(0, 3, 2, 1).reshape(r, k * c, cout)
-            out = torch.bmm(cols, wt) if b is None else torch.baddbmm(b.unsqueeze(1), cols, wt)
-            ctx.save_for_backward(cols, wt)
+            saved = _im2col(x, k, s, lout, taps).view(r, -1, k * c)
+            out = torch.bmm(saved, wt) if bias is None else torch.baddbmm(bias, saved, wt)
+        ctx.save_for_backward(saved, wt)
         ctx.geometry = (k, s, p, length, b is not None, tap_sum)
         return out.view(n, lout, cout).transpose(1, 2)
 
@@ -245,36 +277,32 @@ class _GemmConv1d(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         k, s, p, length, has_bias, tap_sum = ctx.geometry
         lout, taps, unreached = _conv1d_taps(k, s, p, length)
-        n = grad.shape[0]
-        if tap_sum:
-            padded, wk = ctx.saved_tensors
-            _, r, c, cout = wk.shape
-            wt = wk.transpose(0, 1).reshape(r, k * c, cout)
-        else:
-            cols, wt = ctx.saved_tensors
-            r, _, cout = wt.shape
+        saved, wt = ctx.saved_tensors                                  # windows, or the padded input
+        r, kc, cout = wt.shape
+        n, c = grad.shape[0], kc // k
         g = grad.transpose(1, 2).reshape(r, -1, cout)
         gx = gw = gb = None
         if ctx.needs_input_grad[1]:
             if tap_sum:
-                gw = torch.stack([_weight_grad(g, _tap_rows(padded, t, r, g.shape[1], c, s)) for t in range(k)], -1)
+                gw = torch.cat([_weight_grad(g, a) for _, a in _tap_groups(saved, k, s, r, g.shape[1], c)], 2)
             else:
-                gw = _weight_grad(g, cols).unflatten(2, (k, -1)).transpose(2, 3)
+                gw = _weight_grad(g, saved)
+            gw = gw.unflatten(2, (k, -1)).transpose(2, 3)
         if has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(1)
-        if ctx.needs_input_grad[0]:
-            gcols = torch.bmm(g, wt.transpose(1, 2)).view(n, lout, k, -1)
-            out = grad.new_empty(n, length, gcols.shape[-1])
-            if unreached is not None:
-                out[:, unreached] = 0
-            for t, (lo, hi, first) in enumerate(taps):
-                if hi > lo:
-                    dst = out[:, first:first + s * (hi - lo - 1) + 1:s]
-                    if t < s:
-                        dst.copy_(gcols[:, lo:hi, t])
-                    else:
-                        dst.add_(gcols[:, lo:hi, t])
-            gx = out.transpose(1, 2)
+        if ctx.needs_input_grad[0] and tap_sum:
+            flat, gp = _padded_segments(grad, n, s * lout, c, p)
+            if k < s:                                      # positions no tap reaches
+                flat.zero_()
+            for i, (rows_at, view) in enumerate(_tap_groups(flat, k, s, r, g.shape[1], c)):
+                if i == 0:
+                    torch.bmm(g, wt[:, rows_at].transpose(1, 2), out=view)
+                else:
+                    view.baddbmm_(g, wt[:, rows_at].transpose(1, 2))
+            gx = gp[:, p:p + length].transpose(1, 2)
+        elif ctx.needs_input_grad[0]:
+            gcols = torch.bmm(g, wt.transpose(1, 2)).view(n, lout, k, c)
+            gx = _col2im(gcols, length, s, taps, unreached).transpose(1, 2)
         return gx, gw, gb, None, None
 
 
