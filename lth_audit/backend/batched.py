@@ -243,10 +243,13 @@ class _GemmConv1d(torch.autograd.Function):
       a padded buffer; no window matrix either way (cnn1d, 12 runs: about +5 % on the whole call).
     One autograd node in place of unfold/permute/bmm nodes: torch's unfold backward is several times
     slower on these shapes, and on the CPU each node is a fixed cost of the step.
+    Under CUDA autocast its inputs are cast to the autocast dtype on entry and it runs with autocast off:
+    the in-place and out= products of the tap sum are not autocast ops, so their operands must already
+    share a dtype.
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=dev.AMP_DTYPE)
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, s: int, p: int) -> torch.Tensor:
         n, c, length = x.shape
         r, cout, _, k = w.shape

@@ -19,10 +19,14 @@ def resolve(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+AMP_DTYPE = torch.bfloat16
+"""The dtype CUDA forward passes autocast to."""
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; nothing on CPU (CPU runs stay in fp32 and bit-reproducible)."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=AMP_DTYPE)
     return contextlib.nullcontext()
 
 

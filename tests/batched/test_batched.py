@@ -144,6 +144,25 @@ def test_gemm_convolution_and_its_gradients_are_those_of_conv1d(k, s, p, length,
     assert torch.autograd.gradcheck(lambda *a: _GemmConv1d.apply(*a, s, p), inputs)
 
 
+@pytest.mark.parametrize("k,s,p,length,channels", [(3, 2, 1, 19, 8), (5, 2, 1, 40, 1)])
+def test_gemm_convolution_runs_in_one_low_precision_dtype(k, s, p, length, channels):
+    """What CUDA autocast hands the function (cast_inputs): every input in bf16. Both forms, including the
+    tap sum's in-place and out= products, must run and give conv1d's result at bf16 precision."""
+    runs, n, cout = 2, 4, 5
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(runs * n, channels, length, generator=g).bfloat16().requires_grad_(True)
+    w = torch.randn(runs, cout, channels, k, generator=g).bfloat16().requires_grad_(True)
+    b = torch.randn(runs, cout, generator=g).bfloat16().requires_grad_(True)
+    out = _GemmConv1d.apply(x, w, b, s, p)
+    want = torch.cat([torch.nn.functional.conv1d(x[r * n:(r + 1) * n].float(), w[r].float(), b[r].float(), s, p)
+                      for r in range(runs)])
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), want, atol=0.1, rtol=0.02)
+    out.float().square().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == torch.bfloat16
+    assert all(bool(t.grad.isfinite().all()) and t.grad.abs().sum() > 0 for t in (x, w, b))
+
+
 def test_the_tap_sum_takes_exactly_the_geometries_whose_windows_fit():
     assert _tap_sum_fits(3, 2, 1, 19, 25)          # cnn1d's conv2
     assert _tap_sum_fits(2, 2, 0, 10, 8) and _tap_sum_fits(1, 1, 0, 5, 8)
