@@ -316,7 +316,7 @@ def _im2col_conv1d(m: nn.Module) -> bool:
 
 
 class _BatchedConv(nn.Module):
-    """Sample-major: one grouped convolution. Run-major (Conv1d only): im2col + bmm, output channels-last
+    """Sample-major: one grouped convolution. Run-major (Conv1d only): `_GemmConv1d`, output channels-last
     (dense for the last conv, `dense_out`)."""
 
     def __init__(self, stack: _Stack, src: nn.Conv1d | nn.Conv2d, weight: int, bias: int | None,
@@ -644,7 +644,8 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
                     g.add_(flat, alpha=wd)
                 if buf is not None:
                     buf.mul_(mom).add_(g)
-                    g = g.add_(buf, alpha=mom) if nesterov else buf
+                    if nesterov:
+                        g.add_(buf, alpha=mom)
                 # Dead runs' rows are zeroed NaN-safely. A host check is free on the CPU and skips the
                 # pass; on CUDA it would sync every step.
                 dead = ~alive[:, None] if device.type != "cpu" or not bool(alive.all()) else None
