@@ -167,7 +167,7 @@ def test_the_tap_sum_takes_exactly_the_geometries_whose_windows_fit():
     assert _tap_sum_fits(3, 2, 1, 19, 25)          # cnn1d's conv2
     assert _tap_sum_fits(2, 2, 0, 10, 8) and _tap_sum_fits(1, 1, 0, 5, 8)
     assert not _tap_sum_fits(3, 2, 1, 19, 2)       # too few channels: each tap's product reduces over Cin
-    assert not _tap_sum_fits(3, 2, 1, 10, 25)      # conv3: the last window overhangs the padded length
+    assert not _tap_sum_fits(3, 2, 1, 10, 25)      # conv3: front pad + 10 positions exceed s * Lout = 10
     assert not _tap_sum_fits(5, 2, 1, 40, 25)      # kernel longer than stride + padding
     assert not _tap_sum_fits(3, 1, 1, 7, 25)       # 'same' stride-1 convolution: one position short
 
