@@ -5,51 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audit import ClaimResult, audit_file
 from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
-from .claims import (ClaimFile, find_claim_files, is_claim_file, load_claim_file, merged_landscapes,
-                     merged_records)
-from .guideline import GuidelineResult, check_file
+from .claims import is_claim_file, load_claim_file, merged_landscapes, merged_records
+from .exitcodes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from .options import add_threshold_options, overrides_from
 from .records import InputError, Problem, load_records
-from .thresholds import ThresholdOverrides
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-@dataclass
-class AuditRun:
-    """Everything one audit of some paths produced."""
-
-    results: list[ClaimResult] = field(default_factory=list)
-    guideline: list[GuidelineResult] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    files: list[ClaimFile] = field(default_factory=list)
-
-
-def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = None) -> AuditRun:
-    """Audit every claim file under `paths`; bad files are returned as problems, the rest still audited."""
-    run = AuditRun()
-    files = find_claim_files(paths)
-    for f in files:
-        if not f.exists():
-            run.problems.append(Problem(str(f), None, None, "no such file or folder"))
-            continue
-        try:
-            loaded = load_claim_file(f, overrides)
-        except InputError as exc:
-            run.problems.extend(exc.problems)
-            continue
-        run.files.append(loaded)
-        run.results.extend(audit_file(loaded))
-        run.guideline.extend(check_file(loaded))
-    if not files:
-        run.problems.append(Problem(", ".join(paths), None, None, "no claim file (*.lth.yaml) found"))
-    return run
+from .session import audit_paths
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), che
     from .backend.experiment import load_experiment
     from .backend.run import run_experiment
     from .claims import Claim, load_claim_file
-    from .cli import EXIT_FAILED, EXIT_OK
+    from .exitcodes import EXIT_FAILED, EXIT_OK
     from .records import atomic_write_text, load_records
     from .report.html import write_html
     from .report.json_report import write_json

@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from lth_audit.cli import audit_paths, main
+from lth_audit.cli import main
+from lth_audit.session import audit_paths
 from lth_audit.demo import QUICK, run_demo
 from lth_audit.records import load_records
 

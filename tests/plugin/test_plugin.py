@@ -183,7 +183,7 @@ def test_plugin_import_is_cheap():
 
 
 def test_shipped_checks_rule_on_the_paper_figure1():
-    from lth_audit.cli import audit_paths
+    from lth_audit.session import audit_paths
 
     run = audit_paths([str(ROOT / "checks")])
     results, problems = run.results, run.problems

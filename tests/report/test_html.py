@@ -16,7 +16,7 @@ import pytest
 
 from lth_audit.claims import load_claim_file
 from lth_audit.audit import audit_file
-from lth_audit.cli import audit_paths
+from lth_audit.session import audit_paths
 from lth_audit.report import plots
 from lth_audit.report.html import _grid, render_html, write_html
 from lth_audit.report.summary import table3
