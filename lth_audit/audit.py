@@ -5,11 +5,13 @@ from its best witness. A condition whose reference has no records is `missing`, 
 a prize is awarded only on the evidence that is there (the claimant's burden of proof), and the runs
 that could raise it are named. When no prize is proven but one would be if the missing conditions
 held, the verdict is `insufficient-evidence` rather than `none`: absent runs never prove a ticket
-wrong either.
+wrong either. A claim of no ticket is *boundary* when a prize would hold if the conditions that fail
+within the noise held (SPEC §4).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Literal
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .claims import Claim, ClaimFile
 from .conditions import PROFILES, ConditionResult, Profile, Status, evaluate
-from .evidence import Cell, TicketEvidence, ticket_evidence
+from .evidence import SPARSITY_TOLERANCE, Cell, TicketEvidence, ticket_evidence
 from .records import RunRecord, Setting
 from .thresholds import Thresholds
 
@@ -41,8 +43,9 @@ class Witness(BaseModel):
 
     lr: float
     epochs: int
+    epochs_label: str
     ticket_mean: float
-    ticket_se: float
+    ticket_se: float | None           # None: one run and no seed_sd, no noise estimate
     seeds: int
     conditions: list[ConditionResult]
     jackpot: Grade
@@ -73,7 +76,7 @@ class CellSummary(BaseModel):
     lr: float
     epochs: int
     mean: float
-    se: float
+    se: float | None
     values: list[float]
 
 
@@ -94,6 +97,7 @@ class ClaimResult(BaseModel):
     verdict: Verdict
     outcome: Outcome
     grades: dict[str, Grade]
+    rescued: dict[str, Grade]          # the grades if every condition failing within the noise held
     witness_lr: float | None
     conditions: list[ConditionSummary]
     failing: list[int]
@@ -103,22 +107,30 @@ class ClaimResult(BaseModel):
     observations: Observations
     cells: list[CellSummary]
     r_p: list[dict[str, float]]
+    hint: str = ""                     # what the records do have, when the ticket has none
 
     def headline(self) -> str:
         return f"{self.id}: expected {self.expect}, verdict {self.verdict} -> {self.outcome}"
 
 
-def _grade(conds: Sequence[ConditionResult], needed: frozenset[int], missing_as: Status) -> Grade:
+def _grade(conds: Sequence[ConditionResult], needed: frozenset[int], missing_as: Status,
+           rescue: bool = False) -> Grade:
+    """A prize's grade at one witness; `rescue` counts failures within the noise as boundary."""
     if not needed:
         return Grade.NO
-    statuses = [missing_as if c.status is Status.MISSING else c.status for c in conds if c.id in needed]
-    if any(s is Status.FAIL for s in statuses):
+    statuses = []
+    for c in conds:
+        if c.id in needed:
+            s = missing_as if c.status is Status.MISSING else c.status
+            statuses.append(Status.BOUNDARY if rescue and s is Status.FAIL and c.within_noise else s)
+    if any(s in (Status.FAIL, Status.MISSING) for s in statuses):
         return Grade.NO
     return Grade.CLEAN if all(s is Status.PASS for s in statuses) else Grade.BOUNDARY
 
 
-def _best_grade(witnesses: Sequence[list[ConditionResult]], needed: frozenset[int], missing_as: Status) -> Grade:
-    return max((_grade(w, needed, missing_as) for w in witnesses), key=_RANK.__getitem__, default=Grade.NO)
+def _best_grade(witnesses: Sequence[list[ConditionResult]], needed: frozenset[int], missing_as: Status,
+                rescue: bool = False) -> Grade:
+    return max((_grade(w, needed, missing_as, rescue) for w in witnesses), key=_RANK.__getitem__, default=Grade.NO)
 
 
 def _verdict(jackpot: Grade, secondary: Grade) -> Verdict:
@@ -133,23 +145,31 @@ def _verdict(jackpot: Grade, secondary: Grade) -> Verdict:
     return "none"
 
 
-def outcome(expect: str, verdict: Verdict, grades: dict[str, Grade]) -> Outcome:
-    """SPEC §4: how a verdict answers the claim's `expect`."""
+def outcome(expect: str, verdict: Verdict, grades: dict[str, Grade], rescued: dict[str, Grade]) -> Outcome:
+    """SPEC §4: how a verdict answers the claim's `expect`.
+
+    A prize claim passes when its grade is clean, is boundary when it is at boundary. A claim of no
+    ticket fails when either prize holds, is boundary when one would hold if the conditions failing
+    within the noise held (`rescued`), and passes otherwise.
+    """
     if verdict == "insufficient-evidence":
         return "failed"
     if expect == "none":
-        best = max(grades.values(), key=_RANK.__getitem__)
-        return {Grade.NO: "passed", Grade.BOUNDARY: "boundary", Grade.CLEAN: "failed"}[best]
+        if any(g is not Grade.NO for g in grades.values()):
+            return "failed"
+        return "boundary" if any(g is not Grade.NO for g in rescued.values()) else "passed"
     return {Grade.CLEAN: "passed", Grade.BOUNDARY: "boundary", Grade.NO: "failed"}[grades[expect]]
 
 
 def _witness_key(w: Witness, needed: frozenset[int]) -> tuple:
-    """Closest witness to winning: grade, then fewest fails, then the weakest margin, then the smaller lr."""
+    """Closest witness to winning: grade, then grade within the noise, fewest fails, the weakest margin
+    highest, then the smaller lr."""
     conds = [c for c in w.conditions if c.id in needed]
     grade = _grade(w.conditions, needed, Status.FAIL)
+    rescued = _grade(w.conditions, needed, Status.FAIL, rescue=True)
     fails = sum(c.status in (Status.FAIL, Status.MISSING) for c in conds)
     margins = [c.margin for c in conds if c.margin is not None]
-    return (_RANK[grade], -fails, min(margins, default=0.0), -w.lr)
+    return (_RANK[grade], _RANK[rescued], -fails, min(margins, default=0.0), -w.lr)
 
 
 def _prize(verdict: Verdict, expect: str, prof: Profile) -> frozenset[int]:
@@ -175,36 +195,40 @@ def _summaries(witness: Witness | None, witnesses: Sequence[Witness], profile: P
     return out
 
 
-def _missing(ev: TicketEvidence, witnesses: Sequence[Witness]) -> list[dict[str, object]]:
+def _missing(ev: TicketEvidence, witnesses: Sequence[Witness], th: Thresholds) -> list[dict[str, object]]:
     runs: dict[tuple, dict[str, object]] = {}
     if not ev.ticket:
         for lr in ev.sweep or ():
-            runs[(ev.ticket_setting.value, lr)] = {"setting": ev.ticket_setting.value, "lr": lr}
+            runs[(ev.ticket_setting.value, lr)] = {"setting": ev.ticket_setting.value, "lr": lr,
+                                                  "epochs": th.sufficient_epochs}
     for w in witnesses:
         for c in w.conditions:
             for m in c.missing:
                 runs[(m["setting"], m["lr"])] = m
     # An incomplete sweep: a comparison group lacks an lr the ticket was trained at.
-    for group, setting in ((ev.rr, ev.rr_setting), (ev.sdt, Setting.SDT), (ev.pretrain, Setting.PRETRAIN)):
-        if group:
+    for role, group in ev.groups.items():
+        if role != "ticket" and group:
             have = {c.lr for c in group}
+            setting = ev.settings[role].value
             for c in ev.ticket:
                 if c.lr not in have:
-                    runs[(setting.value, c.lr)] = {"setting": setting.value, "lr": c.lr}
+                    runs.setdefault((setting, c.lr), {"setting": setting, "lr": c.lr, "epochs": c.epochs})
     return [runs[k] for k in sorted(runs, key=lambda k: (k[0], k[1]))]
+
+
+def _best(cells: Iterable[Cell]) -> Cell | None:
+    return max(cells, key=lambda c: (c.mean, -c.lr), default=None)
 
 
 def _observations(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence, th: Thresholds,
                   metric: str) -> Observations:
-    def best(cells: Iterable[Cell]) -> Cell | None:
-        return max(cells, key=lambda c: (c.mean, -c.lr), default=None)
-
-    lt = best(ev.ticket)
-    pre = best(ev.pretrain)
+    lt = _best(ev.ticket)
+    pre = _best(ev.pretrain)
     small = None if lt is None or pre is None else lt.lr < pre.lr
     other = Setting.LT_OMP if claim.setting is Setting.LT_IMP else Setting.LT_IMP
     if claim.setting in (Setting.LT_IMP, Setting.LT_OMP):
-        twin = best(ticket_evidence(records, claim.arch, claim.dataset, other, claim.sparsity, metric).ticket)
+        twin = _best(ticket_evidence(records, claim.arch, claim.dataset, other, claim.sparsity, th.sufficient_epochs,
+                                     metric, th.seed_sd, roles=("ticket",)).ticket)
         imp, omp = (lt, twin) if claim.setting is Setting.LT_IMP else (twin, lt)
     else:
         imp = omp = None
@@ -217,8 +241,8 @@ def _observations(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence
                         best_lt_imp=imp.mean if imp else None, best_lt_omp=omp.mean if omp else None)
 
 
-def _r_p(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence) -> list[dict[str, float]]:
-    ids = {i for group in (ev.ticket, ev.rr) for c in group for i in c.run_ids}
+def _r_p(records: Sequence[RunRecord], ev: TicketEvidence) -> list[dict[str, float]]:
+    ids = {i for role in ("ticket", "rr") for c in ev.groups.get(role, ()) for i in c.run_ids}
     rows = []
     for r in sorted((r for r in records if r.run_id in ids and r.r_p is not None), key=lambda r: (r.lr, r.run_id)):
         value = r.r_p.init if r.r_p.init is not None else r.r_p.reinit
@@ -227,23 +251,55 @@ def _r_p(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence) -> list
     return rows
 
 
+def _nearest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=3, cutoff=0.5)
+    return f"; nearest: {', '.join(close)}" if close else ""
+
+
+def no_evidence_hint(records: Sequence[RunRecord], claim: Claim) -> str:
+    """What the records do have where the claim's ticket has none: the step of (dataset, arch, setting,
+    sparsity) that first matches nothing, with what is there instead and the nearest names."""
+    dataset = claim.dataset.lower()
+    on_data = [r for r in records if r.dataset == dataset]
+    if not on_data:
+        have = {r.dataset for r in records}
+        return (f"no record is on dataset {dataset!r}; datasets in the records: {', '.join(sorted(have)) or 'none'}"
+                + _nearest(dataset, have))
+    of_arch = [r for r in on_data if r.arch == claim.arch]
+    if not of_arch:
+        have = {r.arch for r in on_data}
+        return (f"no record of arch {claim.arch!r} on {dataset}; archs with records there: {', '.join(sorted(have))}"
+                + _nearest(claim.arch, have))
+    of_setting = [r for r in of_arch if r.setting is claim.setting]
+    if not of_setting:
+        have = sorted({r.setting.value for r in of_arch})
+        return f"no {claim.setting.value} record of {claim.arch} on {dataset}; settings recorded: {', '.join(have)}"
+    have_s = sorted({round(r.sparsity, 4) for r in of_setting})
+    nearest = min(have_s, key=lambda s: abs(s - claim.sparsity))
+    return (f"no {claim.setting.value} record of {claim.arch} on {dataset} at sparsity {claim.sparsity:g} "
+            f"(within {SPARSITY_TOLERANCE}); sparsities recorded: {', '.join(f'{s:g}' for s in have_s)}; "
+            f"nearest: {nearest:g}")
+
+
 def audit_claim(claim: Claim, records: Sequence[RunRecord], thresholds: Thresholds, profile: str = "rigorous",
                 metric: str = "top1", file: str = "") -> ClaimResult:
     """Judge one claim over `records` under `profile`."""
     prof = PROFILES[profile]
-    ev = ticket_evidence(records, claim.arch, claim.dataset, claim.setting, claim.sparsity, metric)
+    th = thresholds
+    ev = ticket_evidence(records, claim.arch, claim.dataset, claim.setting, claim.sparsity, th.sufficient_epochs,
+                         metric, th.seed_sd, prof.roles)
     witnesses = []
     for cell in ev.ticket:
-        conds = [evaluate(c, cell, ev, thresholds) for c in prof.conditions]
-        witnesses.append(Witness(lr=cell.lr, epochs=cell.epochs, ticket_mean=cell.mean, ticket_se=cell.se,
-                                 seeds=len(cell.values), conditions=conds,
+        conds = [evaluate(c, cell, ev, th) for c in prof.conditions]
+        witnesses.append(Witness(lr=cell.lr, epochs=cell.epochs, epochs_label=cell.epochs_label,
+                                 ticket_mean=cell.mean, ticket_se=cell.se, seeds=cell.n, conditions=conds,
                                  jackpot=_grade(conds, prof.jackpot, Status.FAIL),
                                  secondary=_grade(conds, prof.secondary, Status.FAIL)))
     evaluated = [w.conditions for w in witnesses]
-    grades = {"jackpot": _best_grade(evaluated, prof.jackpot, Status.FAIL),
-              "secondary": _best_grade(evaluated, prof.secondary, Status.FAIL)}
-    hopeful = _verdict(_best_grade(evaluated, prof.jackpot, Status.PASS),
-                       _best_grade(evaluated, prof.secondary, Status.PASS))
+    prizes = {"jackpot": prof.jackpot, "secondary": prof.secondary}
+    grades = {k: _best_grade(evaluated, need, Status.FAIL) for k, need in prizes.items()}
+    rescued = {k: _best_grade(evaluated, need, Status.FAIL, rescue=True) for k, need in prizes.items()}
+    hopeful = _verdict(*(_best_grade(evaluated, need, Status.PASS) for need in prizes.values()))
     verdict: Verdict = _verdict(grades["jackpot"], grades["secondary"])
     if not witnesses or (verdict == "none" and hopeful != "none"):
         verdict = "insufficient-evidence"
@@ -251,16 +307,16 @@ def audit_claim(claim: Claim, records: Sequence[RunRecord], thresholds: Threshol
     witness = max(witnesses, key=lambda w: _witness_key(w, prize), default=None)
     summaries = _summaries(witness, witnesses, prof)
     cells = [CellSummary(setting=c.setting.value, lr=c.lr, epochs=c.epochs, mean=c.mean, se=c.se, values=list(c.values))
-             for group in (ev.pretrain, ev.ticket, ev.rr, ev.sdt) for c in group]
+             for group in ev.groups.values() for c in group]
     return ClaimResult(
         id=claim.id, file=file, expect=claim.expect, arch=claim.arch, dataset=claim.dataset,
         setting=claim.setting.value, sparsity=claim.sparsity, profile=profile, metric=metric, verdict=verdict,
-        outcome=outcome(claim.expect, verdict, grades), grades=grades,
+        outcome=outcome(claim.expect, verdict, grades, rescued), grades=grades, rescued=rescued,
         witness_lr=witness.lr if witness else None, conditions=summaries,
         failing=[c.id for c in summaries if c.status in (Status.FAIL, Status.MISSING)],
-        missing=_missing(ev, witnesses), thresholds=thresholds, witnesses=witnesses,
-        observations=_observations(records, claim, ev, thresholds, metric), cells=cells,
-        r_p=_r_p(records, claim, ev))
+        missing=_missing(ev, witnesses, th), thresholds=th, witnesses=witnesses,
+        observations=_observations(records, claim, ev, th, metric), cells=cells,
+        r_p=_r_p(records, ev), hint="" if ev.ticket else no_evidence_hint(records, claim))
 
 
 def audit_file(cf: ClaimFile) -> list[ClaimResult]:

@@ -173,9 +173,11 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
         seen.add(entry.id)
         if key == "claims" and entry.setting not in profile.ticket_settings:
             allowed = ", ".join(sorted(s.value for s in profile.ticket_settings))
+            judges = [name for name, p in PROFILES.items() if entry.setting in p.ticket_settings]
             problems.append(Problem(str(path), lines.get((key, i, "setting")), f"{key}.{i}.setting",
                                     f"profile {profile.name!r} judges tickets of setting {allowed}, "
-                                    f"not {entry.setting.value!r}"))
+                                    f"not {entry.setting.value!r}; a {entry.setting.value} ticket is judged under "
+                                    f"`profile: {' or '.join(judges)}`"))
         try:
             thresholds[entry.id] = resolve(entry.dataset, merged)
         except MissingThresholds as exc:

@@ -20,6 +20,7 @@ class Thresholds(BaseModel):
     min_sparsity: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.59
     band_floor: Pp = 0.1
     band_se: Pp = 1.0
+    seed_sd: Pp | None = None   # known seed SD of reported numbers (one run per cell): SPEC §2 "Noise"
 
 
 class ThresholdOverrides(BaseModel):
@@ -33,6 +34,7 @@ class ThresholdOverrides(BaseModel):
     min_sparsity: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] | None = None
     band_floor: Pp | None = None
     band_se: Pp | None = None
+    seed_sd: Pp | None = None
 
     def merged(self, other: ThresholdOverrides | None) -> ThresholdOverrides:
         """`other` wins where it sets a value (command line over claim file)."""
