@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
-from .claims import is_claim_file, load_claim_file, merged_landscapes, merged_records
+from .audit import audit_file
+from .claims import ClaimFile, is_claim_file, load_claim_file, merged_landscapes, merged_records
 from .exitcodes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from .options import add_threshold_options, overrides_from
 from .records import InputError, Problem, load_records
@@ -44,16 +45,34 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                    landscapes=merged_landscapes(run.files))
         print(f"HTML report: {args.html}")
     outcomes = [r.outcome for r in run.results] + [g.outcome for g in run.guideline]
-    counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed")}
+    counts = {o: outcomes.count(o) for o in ("passed", "boundary", "failed", "not-applicable")}
     print(f"\n{len(outcomes)} claims: {counts['passed']} passed, {counts['boundary']} boundary, "
-          f"{counts['failed']} failed" + (f", {len(run.problems)} input problems" if run.problems else ""))
+          f"{counts['failed']} failed" + (f", {counts['not-applicable']} not applicable" if counts['not-applicable']
+                                          else "")
+          + (f", {len(run.problems)} input problems" if run.problems else ""))
     if run.problems:
         return EXIT_BAD_INPUT
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def _check_claims(cf: ClaimFile) -> tuple[list[Problem], list[str]]:
+    """Claims checked against their records: a claim with no record of its ticket is a problem (it cannot be
+    audited as written: the hint names what the records have); runs a condition misses are noted."""
+    from .report.table import missing_words
+
+    problems, notes = [], []
+    for i, r in enumerate(audit_file(cf)):
+        line = cf.lines.get(r.id)
+        if r.hint:
+            problems.append(Problem(str(cf.path), line, f"claims.{i}", f"claim {r.id!r} has no evidence: {r.hint}"))
+        elif r.missing:
+            notes.append(f"{cf.path}:{line}: claim {r.id!r} misses runs: {missing_words(r.missing)}")
+    return problems, notes
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
+    notes: list[str] = []
     n_records = n_claims = 0
     for p in map(Path, args.paths):
         if not p.exists():
@@ -63,16 +82,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for f in files:
             if is_claim_file(f):
                 try:
-                    n_claims += len(load_claim_file(f).claims)
+                    cf = load_claim_file(f)
                 except InputError as exc:
                     problems.extend(exc.problems)
+                    continue
+                n_claims += len(cf.claims)
+                found, noted = _check_claims(cf)
+                problems.extend(found)
+                notes.extend(noted)
             elif f.suffix == ".jsonl":
                 loaded = load_records([f])
                 n_records += len(loaded.records)
                 problems.extend(loaded.problems)
+    problems = list(dict.fromkeys(problems))   # a store named by a claim file and walked itself: once
     for prob in problems:
         print(prob)
-    print(f"{n_records} good records, {n_claims} claims, {len(problems)} problems")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"{n_records} good records, {n_claims} claims, {len(problems)} problems"
+          + (f", {len(notes)} claims with missing runs" if notes else ""))
     return EXIT_BAD_INPUT if problems else EXIT_OK
 
 

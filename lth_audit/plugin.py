@@ -164,12 +164,30 @@ class _LthSession:
             self.no_claims = True
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self._boundary_summary(terminalreporter)
         if self.no_claims:
             terminalreporter.write_line(
                 "lth-audit: no claim was audited (no *.lth.yaml claim under the collected paths, or all "
                 f"deselected); exit status {int(EXIT_NO_CLAIMS)}", red=True, bold=True)
         for kind, path in self.written:
             terminalreporter.write_line(f"lth-audit {kind} report: {path}")
+
+
+    def _boundary_summary(self, terminalreporter: Any) -> None:
+        """Why each boundary item is boundary: pytest shows no text for a passing item, so say it here."""
+        from .report.table import boundary_reasons, explain_guideline, fmt_lr
+
+        claims = [r for r in self.ordered() if r.outcome == "boundary"]
+        rules = [g for g in self.ordered_guideline() if g.outcome == "boundary"]
+        if not claims and not rules:
+            return
+        terminalreporter.section("lth-audit: boundary (supported, but not beyond the noise)", sep="-", yellow=True)
+        for r in claims:
+            terminalreporter.write_line(f"BOUNDARY {r.headline()} (witness lr {fmt_lr(r.witness_lr)})")
+            for line in boundary_reasons(r):
+                terminalreporter.write_line(f"  {line}")
+        for g in rules:
+            terminalreporter.write_line(f"BOUNDARY {explain_guideline(g)}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -268,9 +286,11 @@ class GuidelineItem(_AuditItem):
         from .report.table import explain_guideline
 
         cf = self.loaded
-        r = check(self.rule, cf.records, cf.thresholds[self.rule.id], str(cf.path))
+        r = check(self.rule, cf.records, cf.thresholds[self.rule.id], str(cf.path), cf.model.metric, cf.model.profile)
         self.result = r
         self.user_properties.extend([("lth_rule", r.rule), ("lth_outcome", r.outcome), ("lth_margin", r.margin)])
+        if r.outcome == "not-applicable":
+            pytest.skip(f"lth-audit: rule {r.number} not applicable: {r.note}")
         self._judge(r.outcome, f"{r.id}: rule {r.number} ({r.rule}) -> {r.outcome}", explain_guideline(r))
 
     def _describe(self) -> str:

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ..audit import ClaimResult
-from ..conditions import Status
 from ..guideline import GuidelineResult
 from ..records import InputError, RunRecord
 from .curves import draw_curves, sparsity_curves
 from .landscape import landscape_svg, load_landscape
 from ..records import atomic_write_text
 from .summary import table3
-from .table import CIRCLED, fmt_lr, fmt_margin
+from .margins import margin_chart
+from .table import CIRCLED, fmt_lr, fmt_margin, fmt_value, status_words
 
 VIEWBOX = {"acc": "0 0 331.2 208.8", "rp": "0 0 259.2 172.8"}
 """The viewBox of each plot kind: its figure size in pt (`plots._canvas`), known before a plot is drawn."""
@@ -88,15 +88,7 @@ class Sprite:
 
 
 def _fmt_obs(observed: dict[str, Any]) -> str:
-    parts = []
-    for k, v in observed.items():
-        if v is None:
-            parts.append(f"{k} —")
-        elif isinstance(v, float):
-            parts.append(f"{k} {v:.2f}" if k in ("ticket", "reference") else f"{k} {v:g}")
-        else:
-            parts.append(f"{k} {v}")
-    return ", ".join(parts) or "—"
+    return ", ".join(f"{k} {fmt_value(k, v)}" for k, v in observed.items()) or "—"
 
 
 def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
@@ -126,22 +118,28 @@ def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
 
 def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | None]) -> dict[str, Any]:
     conditions = [{
-        "mark": CIRCLED[c.id], "name": c.name, "status": c.status.value, "observed": _fmt_obs(c.observed),
-        "threshold": ", ".join(f"{k} {v:g}" for k, v in c.threshold.items()) or "—",
+        "mark": CIRCLED[c.id], "name": c.name, "status": c.status.value, "words": status_words(c),
+        "observed": _fmt_obs(c.observed),
+        "threshold": ", ".join(f"{k} {fmt_value(k, v)}" for k, v in c.threshold.items()) or "—",
         "margin": fmt_margin(c.margin), "band": "—" if c.band is None else f"±{c.band:.2f}",
-        "reference_lr": fmt_lr(c.reference_lr), "best_lr": fmt_lr(c.best_lr), "note": c.note,
+        "reference_lr": fmt_lr(c.reference_lr), "best_lr": fmt_lr(c.best_lr),
+        "notes": [x for x in (c.noise, c.advice, c.note) if x],
+        "ignored": [f"{i['setting']} lr {fmt_lr(i['lr'])} ({i['epochs']} epochs)" for i in c.ignored],
     } for c in r.conditions]
     evidence = sorted({e for c in r.conditions for e in c.evidence})
     witness = next((w for w in r.witnesses if w.lr == r.witness_lr), None)
+    detail = None
+    if witness is not None:
+        se = "no noise estimate" if witness.ticket_se is None else f"± {witness.ticket_se:.2f} (SE)"
+        detail = (f"{witness.ticket_mean:.2f} {se}, {witness.seeds} seed{'s' * (witness.seeds != 1)}, "
+                  f"{witness.epochs_label} epochs")
     return {
         "n": i, "anchor": f"claim-{i}", "r": r, "conditions": conditions, "evidence": evidence,
         "failing": "".join(CIRCLED[k] for k in r.failing) or "—",
-        "missing": [f"{m['setting']} @ lr {fmt_lr(m['lr'])}" for m in r.missing],
-        "witness": fmt_lr(r.witness_lr),
-        "witness_detail": None if witness is None else
-        f"{witness.ticket_mean:.2f} ± {witness.ticket_se:.2f} (SE, {witness.seeds} seed{'s' * (witness.seeds != 1)}, "
-        f"{witness.epochs} epochs)",
+        "missing": [f"{m['setting']} @ lr {fmt_lr(m['lr'])} (≥ {m['epochs']} epochs)" for m in r.missing],
+        "witness": fmt_lr(r.witness_lr), "witness_detail": detail,
         "grades": {k: v.value for k, v in r.grades.items()},
+        "margins": margin_chart(r.conditions),
         "acc_plot": sprite.plot(keys.get("acc")),
         "rp_plot": sprite.plot(keys.get("rp")),
         "obs": r.observations,
@@ -150,7 +148,9 @@ def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | No
 
 def _guideline_view(g: GuidelineResult) -> dict[str, Any]:
     return {"g": g, "margin": fmt_margin(g.margin), "band": "—" if g.band is None else f"±{g.band:.2f}",
-            "observed": ", ".join(f"{k} {v:g}" for k, v in g.observed.items() if v is not None) or "—"}
+            "status": "not applicable" if g.status is None else status_words(g),
+            "observed": ", ".join(f"{k} {fmt_value(k, v)}" for k, v in g.observed.items() if v is not None) or "—",
+            "notes": [x for x in (g.note, g.noise, g.advice) if x]}
 
 
 def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, title: str = "lth-audit report",
@@ -193,7 +193,7 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     page = env.get_template("report.html.j2").render(
         title=title, claims=claims, counts=counts, total=len(results), errors=errors, grid=_grid(results),
         sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
-        meta=meta or {}, statuses=[s.value for s in Status], guideline=[_guideline_view(g) for g in guideline],
+        meta=meta or {}, guideline=[_guideline_view(g) for g in guideline],
         curves=curves, landscapes=figures)
     sprite.fill(*drawing.result())
     before, after = page.split(slot)

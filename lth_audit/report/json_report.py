@@ -20,10 +20,13 @@ def claim_entry(r: ClaimResult) -> dict[str, Any]:
         "id": r.id, "expect": r.expect, "verdict": r.verdict, "outcome": r.outcome, "witness_lr": r.witness_lr,
         "conditions": [{"id": c.id, "status": c.status.value, "margin": c.margin, "observed": c.observed,
                         "threshold": c.threshold, "best_lr": c.best_lr, "band": c.band,
-                        "reference_lr": c.reference_lr, "evidence": c.evidence} for c in r.conditions],
+                        "within_noise": c.within_noise, "noise": c.noise, "seeds_needed": c.seeds_needed,
+                        "advice": c.advice, "reference_lr": c.reference_lr, "evidence": c.evidence,
+                        "ignored": c.ignored, "note": c.note} for c in r.conditions],
         "missing": r.missing,
         "file": r.file, "arch": r.arch, "dataset": r.dataset, "setting": r.setting, "sparsity": r.sparsity,
         "profile": r.profile, "metric": r.metric, "grades": {k: v.value for k, v in r.grades.items()},
+        "grades_within_noise": {k: v.value for k, v in r.rescued.items()}, "hint": r.hint,
         "observations": r.observations.model_dump(mode="json"),
     }
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import time
@@ -83,7 +84,7 @@ _FONT_FAMILY = re.compile(r"font-family: [^;\"]*(; )?")
 _NO_ROTATE = re.compile(r' transform="rotate\(-?0 [^)]*\)"')
 _DASH_OFFSET = re.compile(r"stroke-dashoffset: 0; ")
 _PATH_SPACES = re.compile(r' ?([MLCZz]) ')
-_G_TAG = re.compile(r"<g>|</g>|<g\b[^>]*>")
+_G_TAG = re.compile(r"<g>|</g>|<g\b[^>]*(?<!/)>")   # self-closing <g .../> groups are not nesting
 
 
 def _drop_bare_groups(svg: str) -> str:
@@ -132,7 +133,7 @@ def _lean_svg(raw: str) -> str:
     svg = _DASH_OFFSET.sub("", svg)
     # Only geometry is rounded: never visible text, never a style value such as an opacity.
     svg = _GEOM.sub(_geom, svg)
-    svg = _drop_bare_groups(svg).replace("<defs></defs>", "")
+    svg = _drop_bare_groups(svg).replace("<defs></defs>", "").replace("<g/>", "")
     # Drop the fixed pt size so the plot scales with its container; the viewBox keeps the aspect.
     svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', svg, count=1)
     return svg.strip()
@@ -148,6 +149,24 @@ def _series_of(setting: str) -> tuple[str, str, str]:
 
 # --- specs: what a plot shows, as plain data -------------------------------------------------------
 
+def deciding_window(r: ClaimResult) -> list[float] | None:
+    """The accuracy range Figure 3 zooms to: the witness's cells and every value a condition compared at
+    it (ticket, reference, reference ± threshold), padded. None without a witness (then: every cell)."""
+    if r.witness_lr is None:
+        return None
+    ys = [c.mean for c in r.cells if c.lr == r.witness_lr]
+    for c in r.conditions:
+        ticket, ref = c.observed.get("ticket"), c.observed.get("reference")
+        ys += [v for v in (ticket, ref) if v is not None]
+        if ref is not None:
+            ys += [ref + v if k == "gap" else ref - v for k, v in c.threshold.items() if k in ("gap", "similar")]
+    if not ys:
+        return None
+    lo, hi = min(ys), max(ys)
+    pad = max(0.3, 0.25 * (hi - lo))
+    return [round(lo - pad, 6), round(hi + pad, 6)]
+
+
 def accuracy_spec(r: ClaimResult) -> tuple[str, dict[str, Any]] | None:
     """(key, spec) of a claim's Figure 3 plot, None when the claim has no cells to draw."""
     if not r.cells:
@@ -157,7 +176,7 @@ def accuracy_spec(r: ClaimResult) -> tuple[str, dict[str, Any]] | None:
                    key=lambda c: (c[0] != "pretrain", c[0], c[1], c[2]))
     spec = {"cells": cells, "similar": th.similar, "gap": th.gap, "sufficient": th.sufficient_epochs,
             "witness": r.witness_lr, "ylabel": f"top-1 accuracy (%) · {r.metric}",
-            "title": f"{r.arch} / {r.dataset}, s = {r.sparsity:g}"}
+            "title": f"{r.arch} / {r.dataset}, s = {r.sparsity:g}", "window": deciding_window(r)}
     return _key("acc", spec), spec
 
 
@@ -226,15 +245,18 @@ class _Canvas:
         ax.set_xlim(*xlim)
         self.lr_key = [self.fig.get_size_inches().tolist(), ticks, xlim]  # all the lr axis depends on
 
-    def save(self, shared: dict[str, Any], ydata: tuple[float, float] | None = None) -> str:
+    def save(self, shared: dict[str, Any], ydata: tuple[float, float] | None = None, fixed: bool = False) -> str:
         """The lean SVG.
 
         shared: {key: artist} parts that many plots draw identically (the legend, the lr axis): each is
         drawn once per key, kept in `_parts`, and the SVG shows it with `<use href="#key">`.
         ydata: the y extent of everything drawn, when the caller knows it: the y limits are then what
-        autoscaling (5 % margins) makes of it, without matplotlib walking every artist to find it."""
+        autoscaling (5 % margins) makes of it, without matplotlib walking every artist to find it.
+        fixed: the caller has set the y limits (a zoomed plot)."""
         ax = self.ax
-        if ydata is not None and ydata[1] > ydata[0]:
+        if fixed:
+            pass  # the caller set the y limits
+        elif ydata is not None and ydata[1] > ydata[0]:
             margin = (ydata[1] - ydata[0]) * mpl.rcParams["axes.ymargin"]
             ax.set_ylim(ydata[0] - margin, ydata[1] + margin)
         else:
@@ -263,7 +285,7 @@ _parts: dict[str, str] = {}
 
 _MARKER_DEF = re.compile(r'<path id="(m[0-9a-f]+)"[^>]*/>')
 _HREF = re.compile(r'href="#(m[0-9a-f]+)"')
-_G_OPEN_CLOSE = re.compile(r"<g\b[^>]*>|</g>")
+_G_OPEN_CLOSE = re.compile(r"<g\b[^>]*(?<!/)>|</g>")
 
 
 def _with_shapes(body: str, raw: str) -> str:
@@ -340,12 +362,64 @@ def _move_span(patch: Any, lo: float, hi: float) -> None:
     patch.set_height(hi - lo)
 
 
+def _clip(rows: Sequence[Sequence[float]], window: Sequence[float] | None
+          ) -> tuple[list[list[float]], tuple[list[float], list[float]], list[float], list[float]]:
+    """A series (x, mean, min, max) zoomed to `window` (lo, hi) of accuracy, clipped by hand (the SVG keeps no
+    clip paths): the points inside (others NaN, bars cut at the edges), the connecting line cut at the edges
+    (NaN between pieces, interpolated in log x), and the points above and below drawn at the edge."""
+    nan = float("nan")
+    if window is None:
+        return [list(r) for r in rows], ([r[0] for r in rows], [r[1] for r in rows]), [nan], [nan]
+    lo, hi = window
+    inside = [list(r) if lo <= r[1] <= hi else [r[0], nan, nan, nan] for r in rows]
+    inside = [[x, m, max(a, lo), min(b, hi)] if m == m else [x, m, a, b] for x, m, a, b in inside]
+    xs: list[float] = []
+    ys: list[float] = []
+    for (x0, y0, *_), (x1, y1, *_) in zip(rows, rows[1:]):
+        t0, t1 = 0.0, 1.0
+        for edge, sign in ((lo, 1.0), (hi, -1.0)):   # keep sign * (y - edge) >= 0
+            a, b = sign * (y0 - edge), sign * (y1 - edge)
+            if a < 0 and b < 0:
+                t0, t1 = 1.0, 0.0
+            elif a < 0:
+                t0 = max(t0, a / (a - b))
+            elif b < 0:
+                t1 = min(t1, a / (a - b))
+        if t0 > t1:
+            continue
+        lx0, lx1 = math.log(x0), math.log(x1)
+        piece = [(math.exp(lx0 + t * (lx1 - lx0)), y0 + t * (y1 - y0)) for t in (t0, t1)]
+        if xs and (xs[-1], ys[-1]) == piece[0]:
+            xs.append(piece[1][0])
+            ys.append(piece[1][1])
+        else:
+            xs += [nan, piece[0][0], piece[1][0]] if xs else [piece[0][0], piece[1][0]]
+            ys += [nan, piece[0][1], piece[1][1]] if ys else [piece[0][1], piece[1][1]]
+    above = [hi if r[1] > hi else nan for r in rows]
+    below = [lo if r[1] < lo else nan for r in rows]
+    return inside, (xs or [nan], ys or [nan]), above, below
+
+
+def _cut(lo: float, hi: float, window: Sequence[float] | None) -> tuple[float, float]:
+    """A band's extent inside the zoom window (empty at an edge when it lies outside)."""
+    if window is None:
+        return lo, hi
+    lo, hi = min(max(lo, window[0]), window[1]), max(min(hi, window[1]), window[0])
+    return lo, max(lo, hi)
+
+
+def _level(y: float, window: Sequence[float] | None) -> float:
+    """A horizontal line's level, NaN (not drawn) when the zoom window leaves it out."""
+    return y if window is None or window[0] <= y <= window[1] else float("nan")
+
+
 def _draw_accuracy(spec: dict[str, Any]) -> str:
     groups: dict[tuple[str, int], list] = {}
     for setting, epochs, lr, mean, lo, hi in spec["cells"]:
         groups.setdefault((setting, epochs), []).append((lr, mean, lo, hi))
     multi_epochs = {s for s, _ in groups if sum(1 for t, _ in groups if t == s) > 1}
     short_of = spec["sufficient"]
+    window = spec.get("window")
     series = []
     for (setting, epochs), rows in groups.items():  # cells come sorted: pretrain first, then by setting
         label, colour, marker = _series_of(setting)
@@ -354,47 +428,63 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
         short = epochs < short_of
         if setting in multi_epochs or short:
             label += f" ({epochs} ep)"
-        series.append(((label, colour, marker, ":" if short else "-", "white" if short else colour), sorted(rows)))
+        series.append(((label, colour, marker, ":" if short else "-", "white" if short else colour),
+                       _clip(sorted(rows), window)))
     cells = spec["cells"]
     well = [c[3] for c in cells if c[0] == "pretrain" and c[1] >= short_of]
     rr = [c[3] for c in cells if c[0].startswith("rr-")]
     sdt = [c[3] for c in cells if c[0] == "sdt"]
     similar, gap = spec["similar"], spec["gap"]
     signature = ("acc", [style for style, _ in series], bool(well), bool(rr), bool(sdt), spec["witness"] is not None,
-                 similar, gap)
+                 similar, gap, window is not None)
     cv = _canvas("acc", signature)
     ax = cv.ax
     if signature != cv.signature:  # other artists: make them (the legend comes with them)
         cv.reset(signature)
-        for (label, colour, marker, linestyle, face), rows in series:
-            _errorbar(cv, rows, label=label, color=colour, marker=marker, linestyle=linestyle, markerfacecolor=face)
+        for (label, colour, marker, linestyle, face), (points, line, above, below) in series:
+            _errorbar(cv, points, label=label, color=colour, marker=marker, linestyle="none", markerfacecolor=face)
+            xs = [r[0] for r in points]
+            cv.owned += ax.plot(*line, color=colour, linestyle=linestyle, linewidth=1.1)
+            cv.owned += ax.plot(xs, above, color=colour, marker="^", linestyle="none", markersize=3.5,
+                                markerfacecolor="white")
+            cv.owned += ax.plot(xs, below, color=colour, marker="v", linestyle="none", markersize=3.5,
+                                markerfacecolor="white")
         if well:
-            cv.owned.append(_span(ax, max(well) - similar, max(well), color="#888888", alpha=0.18,
+            cv.owned.append(_span(ax, *_cut(max(well) - similar, max(well), window), color="#888888", alpha=0.18,
                                   label=f"⑤ best pretrain − {similar:g}"))
         if rr:
-            cv.owned.append(_span(ax, max(rr), max(rr) + gap, color="#1f77b4", alpha=0.12,
+            cv.owned.append(_span(ax, *_cut(max(rr), max(rr) + gap, window), color="#1f77b4", alpha=0.12,
                                   label=f"③ best RR + {gap:g}"))
         if sdt:
-            cv.owned.append(ax.axhline(max(sdt) + gap, color="#2ca02c", linewidth=0.7, linestyle="--",
-                                       label=f"② best SDT + {gap:g}"))
+            cv.owned.append(ax.axhline(_level(max(sdt) + gap, window), color="#2ca02c", linewidth=0.7,
+                                       linestyle="--", label=f"② best SDT + {gap:g}"))
         if spec["witness"] is not None:
             cv.owned.append(ax.axvline(spec["witness"], color="#d62728", linewidth=0.6, alpha=0.5, linestyle="-."))
         ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:  # the same artists: move their data
         owned = iter(cv.owned)
-        for _, rows in series:
-            _move_errorbar(next(owned), rows)
+        for _, (points, line, above, below) in series:
+            _move_errorbar(next(owned), points)
+            xs = [r[0] for r in points]
+            next(owned).set_data(*line)
+            next(owned).set_data(xs, above)
+            next(owned).set_data(xs, below)
         if well:
-            _move_span(next(owned), max(well) - similar, max(well))
+            _move_span(next(owned), *_cut(max(well) - similar, max(well), window))
         if rr:
-            _move_span(next(owned), max(rr), max(rr) + gap)
+            _move_span(next(owned), *_cut(max(rr), max(rr) + gap, window))
         if sdt:
-            next(owned).set_ydata([max(sdt) + gap] * 2)
+            next(owned).set_ydata([_level(max(sdt) + gap, window)] * 2)
         if spec["witness"] is not None:
             next(owned).set_xdata([spec["witness"]] * 2)
     cv.lr_axis([c[2] for c in cells])
     ax.set_ylabel(spec["ylabel"])
-    ax.set_title(spec["title"], fontsize=8, y=1.0)  # a fixed y: no tight-bbox search per plot
+    title = spec["title"] + (" · zoomed to the deciding values" if window is not None else "")
+    ax.set_title(title, fontsize=8, y=1.0)  # a fixed y: no tight-bbox search per plot
+    if window is not None:
+        ax.set_ylim(*window)
+        return cv.save({_key("leg", repr(signature)): ax.legend_, _key("lrx", cv.lr_key): ax.xaxis}, None,
+                       fixed=True)
     ys = [c[4] for c in cells] + [c[5] for c in cells] + [c[3] for c in cells]  # bar ends, means
     if well:
         ys += [max(well) - similar, max(well)]

@@ -101,7 +101,7 @@ def table(results: Sequence[ClaimResult]) -> str:
 def explain_guideline(g) -> str:
     """A guideline rule's result in words: what was measured, the margin, what it means."""
     obs = ", ".join(f"{k} {fmt_value(k, v)}" for k, v in g.observed.items() if v is not None) or "no evidence"
-    status = "not applicable" if g.status is None else status_words(g)
+    status = " (within noise)" if g.within_noise else " (missing evidence)" if g.status is Status.MISSING else ""
     tail = "".join(f"; {x}" for x in (g.note, g.advice) if x)
-    return (f"{g.id} ({g.arch}/{g.dataset}): rule {g.number} [{g.rule}] -> {g.outcome} ({status})\n"
+    return (f"{g.id} ({g.arch}/{g.dataset}): rule {g.number} [{g.rule}] -> {g.outcome}{status}\n"
             f"  {g.text}\n  observed: {obs}\n  margin {fmt_margin(g.margin)}{band_words(g)}{tail}")

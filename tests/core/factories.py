@@ -29,6 +29,12 @@ def grid(values: dict[tuple[str, float], float | list[float]], **kw) -> list[Run
     return out
 
 
+def two_seeds(values: dict) -> dict:
+    """Every single accuracy as two seeds of that accuracy: a noise estimate of exactly 0 (the band is its floor).
+    One run per cell would have no noise estimate at all (SPEC §2 revision 2)."""
+    return {k: (v if isinstance(v, list) else [v, v]) for k, v in values.items()}
+
+
 def claim(expect: str = "jackpot", setting: str = "lt-imp", sparsity: float = SPARSITY, arch: str = "netA",
           dataset: str = "cifar10") -> Claim:
     return Claim(id="t", arch=arch, dataset=dataset, setting=setting, sparsity=sparsity, expect=expect)

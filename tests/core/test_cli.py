@@ -91,7 +91,23 @@ def test_validate_lists_every_problem(tmp_path, capsys):
 
 def test_validate_passes_good_inputs(capsys):
     assert main(["validate", str(CASES)]) == 0
-    assert "0 problems" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 problems" in out
+    # Claims are cross-checked against their records: each claim's missing runs are named.
+    assert "claim 'c05-missing-rr' misses runs: rr-imp@lr=0.2 (≥160 epochs)" in out
+
+
+def test_validate_names_what_the_records_have_for_a_claim_without_evidence(tmp_path, capsys):
+    shutil.copy(CASES / "c01-jackpot.jsonl", tmp_path / "r.jsonl")
+    (tmp_path / "c.lth.yaml").write_text("records: [r.jsonl]\nclaims:\n  - {id: typo, arch: netA, dataset: cifar10, "
+                                         "setting: lt-imp, sparsity: 0.914, expect: jackpot}\n")
+    assert main(["validate", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "c.lth.yaml:3: [claims.0] claim 'typo' has no evidence" in out and "nearest: 0.832" in out
+    # The store is named by the claim file and walked itself: its problems are listed once.
+    (tmp_path / "r.jsonl").write_text((tmp_path / "r.jsonl").read_text() + "not json\n")
+    assert main(["validate", str(tmp_path)]) == 2
+    assert capsys.readouterr().out.count("not valid JSON") == 1
 
 
 def test_the_audit_path_does_not_import_torch():

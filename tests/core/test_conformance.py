@@ -28,4 +28,4 @@ def test_every_expected_case_is_present():
 
 def test_missing_rr_names_the_runs():
     (result,) = audit_file(load_claim_file(CASES / "c05-missing-rr.lth.yaml"))
-    assert result.missing == [{"setting": "rr-imp", "lr": 0.2}]
+    assert result.missing == [{"setting": "rr-imp", "lr": 0.2, "epochs": 160}]

@@ -12,9 +12,9 @@ RECORDS = [("lt-imp", 0.1, 91.0), ("lt-omp", 0.1, 90.0), ("pretrain", 0.1, 92.0)
 
 
 def _write(path):
-    lines = [json.dumps({"schema": "lth-audit.run/1", "run_id": f"{s}-{lr}", "arch": "rn", "dataset": "cifar10",
+    lines = [json.dumps({"schema": "lth-audit.run/1", "run_id": f"{s}-{lr}-{seed}", "arch": "rn", "dataset": "cifar10",
                          "setting": s, "sparsity": 0.0 if s == "pretrain" else 0.832, "lr": lr, "epochs": 160,
-                         "seed": 0, "top1": top1}) for s, lr, top1 in RECORDS]
+                         "seed": seed, "top1": top1}) for s, lr, top1 in RECORDS for seed in (0, 1)]
     (path / "runs.jsonl").write_text("\n".join(lines) + "\n")
     (path / "rules.lth.yaml").write_text(
         "records: [runs.jsonl]\nguideline:\n"
@@ -27,7 +27,7 @@ def test_guideline_items_pass_and_fail_with_an_explanation(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--lth-json", "out.json", "--lth-html", "out.html")
     assert result.parseoutcomes() == {"passed": 1, "failed": 1}
     result.stdout.fnmatch_lines(["*without-skips (rn/cifar10): rule 1 ?imp-over-omp? -> failed*",
-                                 "*observed: best lt-imp 91, best lt-omp 90*"])
+                                 "*observed: best lt-imp 91.00, best lt-omp 90.00*"])
     assert "Traceback" not in result.stdout.str()
     doc = json.loads((pytester.path / "out.json").read_text())
     assert [(g["id"], g["outcome"]) for g in doc["guideline"]] == [("with-skips", "passed"),

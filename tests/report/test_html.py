@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from lth_audit.audit import audit_file
 from lth_audit.session import audit_paths
 from lth_audit.report import plots
 from lth_audit.report.html import _grid, render_html, write_html
+from lth_audit.report.margins import margin_chart
 from lth_audit.report.summary import table3
 
 from conformance_cases import CONFORMANCE, EXPECTED
@@ -128,6 +130,39 @@ def test_contents(conformance_results):
     assert "c05-missing-rr" in text and "rr-imp @ lr 0.2" in text        # missing runs named
     assert "c01/netA-pretrain-s0.0-lr0.02-e160-seed0" in text             # evidence record ids
     assert html.count("<symbol") >= 1 and html.count('class="plot"') == len(EXPECTED)
+    # The terms are explained on the page; every claim with a witness has its margin chart.
+    assert "How to read a claim" in text and "within noise" in text and "no noise estimate" in text
+    charts = [a for t, a in page.tags if t == "svg" and a.get("aria-label", "").startswith("margin chart")]
+    assert len(charts) == sum(1 for r in conformance_results if r.witness_lr is not None)
+    # c14: ③ fails within noise, and the advice says how many seeds would settle it.
+    assert "-0.20 ±0.98 fails, within noise" in text and "about 73 seeds per cell" in text
+
+
+def test_margin_chart_places_each_margin_and_band_against_zero(conformance_results):
+    c14 = next(r for r in conformance_results if r.id == "c14-noise-no-rescue")
+    chart = margin_chart(c14.conditions)
+    rows = {row.mark: row for row in chart.rows}
+    assert (rows["①"].kind, rows["①"].x) == ("holds", None)
+    assert rows["③"].kind == "within" and rows["③"].x < chart.zero < rows["③"].band[1]
+    assert rows["②"].kind == "holds" and rows["②"].band[0] > chart.zero
+    assert rows["④"].kind == "boundary" and rows["④"].band[0] < chart.zero < rows["④"].x
+    scale = (chart.right - chart.left) / (2 * chart.extent)        # user units per pp, the same for every row
+    assert rows["②"].x - chart.zero == pytest.approx(2.1 * scale, abs=0.01)
+    assert chart.extent == 3.0                                     # +2.10 ± 0.70: round up to a tick of 3 pp
+    c11 = next(r for r in conformance_results if r.id == "c11-single-seed")
+    assert all(row.band is None and "no band" in row.words for row in margin_chart(c11.conditions).rows[1:])
+
+
+def test_figure3_zooms_to_the_values_that_decide(conformance_results):
+    c04 = next(r for r in conformance_results if r.id == "c04-boundary")
+    lo, hi = plots.deciding_window(c04)
+    deciding = [v for c in c04.conditions for v in (c.observed.get("ticket"), c.observed.get("reference")) if v]
+    assert lo < min(deciding) and max(deciding) < hi and hi - lo < 10
+    # Clipping by hand: a cell far below the window becomes an edge marker, its line is cut at the edge.
+    points, (xs, ys), above, below = plots._clip([[0.01, 50.0, 49.0, 51.0], [0.1, 91.0, 90.5, 91.5]], [90.0, 92.0])
+    assert math.isnan(points[0][1]) and points[1][1:] == [91.0, 90.5, 91.5]
+    assert below[0] == 90.0 and math.isnan(below[1]) and all(math.isnan(a) for a in above)
+    assert min(y for y in ys if y == y) == pytest.approx(90.0) and max(ys) == 91.0
 
 
 
