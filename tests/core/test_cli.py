@@ -33,6 +33,13 @@ def test_audit_prints_table_writes_json_and_exits_1_on_a_failure(tmp_path, capsy
     assert [c["id"] for c in entry["conditions"]] == [1, 2, 3, 4, 5]
     assert {"id", "status", "margin", "observed", "threshold", "best_lr"} <= set(entry["conditions"][1])
     assert entry["witness_lr"] == 0.02 and entry["conditions"][4]["margin"] == pytest.approx(0.4)
+    # A failure within the noise says so, with the seeds per cell that would settle it (c14).
+    c14 = next(c for c in report["claims"] if c["id"] == "c14-noise-no-rescue")
+    three = c14["conditions"][2]
+    assert (three["status"], three["within_noise"], three["seeds_needed"]) == ("fail", True, 73)
+    assert c14["grades_within_noise"]["jackpot"] == "boundary" and c14["outcome"] == "failed"
+    single = next(c for c in report["claims"] if c["id"] == "c11-single-seed")["conditions"][3]
+    assert (single["status"], single["band"], single["noise"]) == ("boundary", None, "one run: no noise estimate")
 
 
 def test_audit_exits_0_when_every_claim_passed_or_was_boundary(tmp_path):
@@ -115,3 +122,13 @@ def test_the_audit_path_does_not_import_torch():
             "lth_audit.cli.main(['validate', sys.argv[1]]);"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code, str(CASES)], check=True, capture_output=True)
+
+
+def test_a_rewound_ticket_under_rigorous_is_refused_with_the_profile_to_use(tmp_path, capsys):
+    shutil.copy(CASES / "c01-jackpot.jsonl", tmp_path / "r.jsonl")
+    (tmp_path / "c.lth.yaml").write_text("records: [r.jsonl]\nclaims:\n  - {id: wr, arch: netA, dataset: cifar10, "
+                                         "setting: wr-imp, sparsity: 0.832, expect: jackpot}\n")
+    assert main(["audit", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "c.lth.yaml:3: [claims.0.setting]" in err and "profile 'rigorous' judges tickets of setting lt-imp, " \
+        "lt-omp, not 'wr-imp'; a wr-imp ticket is judged under `profile: rewinding`" in err

@@ -53,3 +53,24 @@ def test_a_malformed_guideline_entry_is_a_collection_error(pytester, bad, field)
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*{field}*"])
+
+
+def test_a_rule_whose_premise_does_not_hold_is_skipped_with_the_reason(pytester):
+    _write(pytester.path)
+    (pytester.path / "rules.lth.yaml").write_text(
+        "records: [runs.jsonl]\nguideline:\n"
+        "  - {id: premise, rule: large-lr-init, arch: rn, dataset: cifar10, sparsity: 0.832}\n")
+    # lt-imp's best lr (0.1) is not below pretraining's (0.1): the premise holds, but rr-imp is missing.
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    assert result.parseoutcomes() == {"failed": 1}
+    lines = [json.dumps({"schema": "lth-audit.run/1", "run_id": f"{s}-{lr}-{seed}", "arch": "rn",
+                         "dataset": "cifar10", "setting": s, "sparsity": 0.0 if s == "pretrain" else 0.832,
+                         "lr": lr, "epochs": 160, "seed": seed, "top1": top1})
+             for s, lr, top1 in [("lt-imp", 0.01, 91.0), ("lt-imp", 0.1, 89.0), ("pretrain", 0.1, 92.0)]
+             for seed in (0, 1)]
+    (pytester.path / "runs.jsonl").write_text("\n".join(lines) + "\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", "--lth-json", "out.json")
+    assert result.parseoutcomes() == {"skipped": 1}
+    result.stdout.fnmatch_lines(["*rule 4 not applicable: premise not met*"])
+    (entry,) = json.loads((pytester.path / "out.json").read_text())["guideline"]
+    assert (entry["outcome"], entry["status"]) == ("not-applicable", None)

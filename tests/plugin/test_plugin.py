@@ -209,3 +209,15 @@ def test_cli_html(tmp_path):
 
     assert main(["audit", str(CONFORMANCE), "--html", str(tmp_path / "x.html")]) == 1
     assert Path(tmp_path / "x.html").read_text().count('class="claim"') == len(EXPECTED)
+
+
+def test_boundary_items_say_why_in_the_terminal(pytester, cases):
+    cases("c04-boundary", "c11-single-seed")
+    result = run(pytester)
+    result.stdout.fnmatch_lines([
+        "*lth-audit: boundary (supported, but not beyond the noise)*",
+        "BOUNDARY c04-boundary: expected jackpot, verdict jackpot-boundary -> boundary (witness lr 0.2)",
+        "*④ boundary*margin +0.05 (band ±0.10)*inside the band floor*",
+        "BOUNDARY c11-single-seed*",
+        "*② boundary*(no band: one run: no noise estimate)*at least 2 seeds per cell*",
+    ])
