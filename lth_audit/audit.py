@@ -14,9 +14,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .claims import Claim, ClaimFile
 from .conditions import PROFILES, ConditionResult, Profile, Status, evaluate
@@ -67,6 +67,8 @@ class Observations(BaseModel):
     prefers: Literal["imp", "omp", "neither"] | None  # best LT-IMP vs best LT-OMP beyond the gap
     best_lt_imp: float | None
     best_lt_omp: float | None
+    mask_beats_random: bool | None = None   # best ticket beats the best random pruning (rp-*) beyond the gap
+    stable: bool | None = None              # the best ticket cell's mean instability is at most `stable`
 
 
 class CellSummary(BaseModel):
@@ -108,6 +110,7 @@ class ClaimResult(BaseModel):
     cells: list[CellSummary]
     r_p: list[dict[str, float]]
     hint: str = ""                     # what the records do have, when the ticket has none
+    paths: list[dict[str, object]] = []   # per ticket run: test error along the linear path to its twin (SPEC §6)
 
     def headline(self) -> str:
         return f"{self.id}: expected {self.expect}, verdict {self.verdict} -> {self.outcome}"
@@ -236,9 +239,17 @@ def _observations(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence
     if imp is not None and omp is not None:
         diff = imp.mean - omp.mean
         prefers = "imp" if diff > th.gap else "omp" if -diff > th.gap else "neither"
+    rp = _best(ev.groups.get("rp", ()))
+    beats = None if lt is None or rp is None else lt.mean - rp.mean > th.gap
+    stable = None
+    if lt is not None:
+        values = ev.quantity(lt, "instability")
+        if values and all(v is not None for v in values):
+            stable = sum(values) / len(values) <= th.stable
     return Observations(prefers_small_lr=small, ticket_best_lr=lt.lr if lt else None,
                         pretrain_best_lr=pre.lr if pre else None, prefers=prefers,
-                        best_lt_imp=imp.mean if imp else None, best_lt_omp=omp.mean if omp else None)
+                        best_lt_imp=imp.mean if imp else None, best_lt_omp=omp.mean if omp else None,
+                        mask_beats_random=beats, stable=stable)
 
 
 def _r_p(records: Sequence[RunRecord], ev: TicketEvidence) -> list[dict[str, float]]:
@@ -248,6 +259,30 @@ def _r_p(records: Sequence[RunRecord], ev: TicketEvidence) -> list[dict[str, flo
         value = r.r_p.init if r.r_p.init is not None else r.r_p.reinit
         if value is not None:
             rows.append({"lr": r.lr, "p": r.r_p.p, "value": value, "reinit": float(r.setting.value.startswith("rr-"))})
+    return rows
+
+
+class InterpolationPath(BaseModel):
+    """`meta.interpolation` of a ticket run (SPEC §6): test error (%) at points alpha along the straight line
+    from the run's final weights (0) to its twin's (1). Free-form meta, so it is checked before it is drawn."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    alpha: Annotated[list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]], Field(min_length=2)]
+    error: list[Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]]
+
+
+def _paths(ev: TicketEvidence) -> list[dict[str, object]]:
+    """The interpolation paths of the ticket's runs, where recorded and well-formed (else not drawn)."""
+    rows = []
+    for c in ev.ticket:
+        for rid in c.run_ids:
+            try:
+                path = InterpolationPath.model_validate(ev.ticket_runs[rid].meta.get("interpolation"))
+            except ValidationError:
+                continue
+            if len(path.alpha) == len(path.error):
+                rows.append({"lr": c.lr, "run_id": rid, "alpha": path.alpha, "error": path.error})
     return rows
 
 
@@ -316,7 +351,7 @@ def audit_claim(claim: Claim, records: Sequence[RunRecord], thresholds: Threshol
         failing=[c.id for c in summaries if c.status in (Status.FAIL, Status.MISSING)],
         missing=_missing(ev, witnesses, th), thresholds=th, witnesses=witnesses,
         observations=_observations(records, claim, ev, th, metric), cells=cells,
-        r_p=_r_p(records, ev), hint="" if ev.ticket else no_evidence_hint(records, claim))
+        r_p=_r_p(records, ev), hint="" if ev.ticket else no_evidence_hint(records, claim), paths=_paths(ev))
 
 
 def audit_file(cf: ClaimFile) -> list[ClaimResult]:

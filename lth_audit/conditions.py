@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .evidence import Cell, TicketEvidence
+from .evidence import Cell, TicketEvidence, noise
 from .records import Setting
 from .thresholds import Thresholds
 
@@ -129,7 +129,22 @@ class Comparison:
         return self.kind == "gap"
 
 
-Condition = Requirement | Comparison
+@dataclass(frozen=True)
+class Bound:
+    """A per-run quantity of the ticket's witness runs against a threshold: mean ≤ threshold (⑦).
+
+    The margin is threshold − mean, graded with the witness runs' own noise (their SD of the quantity);
+    a run without the quantity recorded makes the condition missing.
+    """
+
+    id: int
+    name: str
+    quantity: str               # a RunRecord field, e.g. `instability`
+    limit: str                  # a Thresholds field, e.g. `stable`
+    hint: str                   # how to get the quantity recorded
+
+
+Condition = Requirement | Comparison | Bound
 
 
 class ConditionResult(BaseModel):
@@ -191,6 +206,8 @@ def evaluate(cond: Condition, witness: Cell, ev: TicketEvidence, th: Thresholds)
     """Evaluate one condition for the ticket cell `witness`."""
     if isinstance(cond, Requirement):
         return _requirement(cond, witness, th)
+    if isinstance(cond, Bound):
+        return _bound(cond, witness, ev, th)
     limit = th.gap if cond.kind == "gap" else th.similar
     threshold = {cond.kind: limit}
     refs, ignored = _references(cond, witness, ev)
@@ -239,6 +256,28 @@ def _requirement(cond: Requirement, witness: Cell, th: Thresholds) -> ConditionR
                            evidence=list(witness.run_ids))
 
 
+def _bound(cond: Bound, witness: Cell, ev: TicketEvidence, th: Thresholds) -> ConditionResult:
+    limit = getattr(th, cond.limit)
+    values = ev.quantity(witness, cond.quantity)
+    threshold = {cond.limit: limit}
+    if any(v is None for v in values):
+        lacking = [i for i, v in zip(witness.run_ids, values) if v is None]
+        return ConditionResult(id=cond.id, name=cond.name, status=Status.MISSING, margin=None, band=None,
+                               observed={cond.quantity: None}, threshold=threshold, evidence=list(witness.run_ids),
+                               missing=[{"setting": witness.setting.value, "lr": witness.lr,
+                                         "epochs": witness.epochs, "quantity": cond.quantity}],
+                               note=f"no {cond.quantity} recorded for {', '.join(lacking)}: {cond.hint}")
+    mean = math.fsum(values) / len(values)
+    sigma = noise(tuple(values), None)
+    se = None if sigma is None else sigma / math.sqrt(len(values))
+    g = grade(limit - mean, False, (se,), th)
+    n, words = advice(g, (sigma,), th)
+    return ConditionResult(id=cond.id, name=cond.name, status=g.status, margin=g.margin, band=g.band,
+                           within_noise=g.within_noise, noise=NO_NOISE if g.band is None else "",
+                           seeds_needed=n, advice=words, observed={cond.quantity: round(mean, MARGIN_DIGITS)},
+                           threshold=threshold, evidence=list(witness.run_ids))
+
+
 def _compare(cond: Comparison, limit: float, witness: Cell, ref: Cell, th: Thresholds) -> Graded:
     diff = witness.mean - ref.mean
     return grade(diff - limit if cond.kind == "gap" else diff + limit, cond.strict, (witness.se, ref.se), th)
@@ -250,6 +289,10 @@ C3 = Comparison(3, "clear gap over the best random reinitialisation", role="rr",
 C4 = Comparison(4, "similar to pretraining at the same learning rate", role="pretrain", lr="same", kind="similar")
 C5 = Comparison(5, "similar to the well-trained (best, sufficient-epoch) pretraining", role="pretrain",
                 lr="best", kind="similar", well_trained=True)
+C6 = Comparison(6, "clear gap over the best random pruning with the same layerwise sparsity", role="rp", lr="best",
+                kind="gap")
+C7 = Bound(7, "stable to SGD noise (instability at most `stable`)", quantity="instability", limit="stable",
+           hint="train with `instability: true` in the experiment (or record `instability`, pp)")
 
 
 @dataclass(frozen=True)
@@ -289,6 +332,10 @@ PROFILES: dict[str, Profile] = {
     "rewinding": Profile(
         "rewinding", (C1, C2, C3, C4, C5), frozenset({1, 2, 3, 4, 5}), frozenset({1, 2, 3, 4}), WR,
         "Appendix A: the ticket is a weight-rewinding (wr-*) setting, judged by ①–⑤"),
+    "extended": Profile(
+        "extended", (C1, C2, C3, C4, C5, C6, C7), frozenset({1, 2, 3, 4, 5, 6, 7}), frozenset({1, 2, 3, 4}), LT,
+        "SPEC §6: rigorous plus ⑥ (the mask beats random pruning with its layerwise sparsity) and ⑦ (stable to SGD "
+        "noise); jackpot needs ①–⑦, secondary ①–④"),
 }
 
-ProfileName = Literal["rigorous", "original", "rewinding"]
+ProfileName = Literal["rigorous", "original", "rewinding", "extended"]

@@ -92,7 +92,7 @@ def build_cells(records: Iterable[RunRecord], sufficient_epochs: int, metric: st
     return sorted(cells, key=lambda c: (c.setting.value, c.lr, c.epochs))
 
 
-ROLES = ("ticket", "pretrain", "rr", "sdt")
+ROLES = ("ticket", "pretrain", "rr", "sdt", "rp")
 """The groups of cells a ticket is judged on; a condition names its reference group by role."""
 
 
@@ -102,6 +102,11 @@ class TicketEvidence:
 
     groups: Mapping[str, tuple[Cell, ...]]
     settings: Mapping[str, Setting]         # role -> the setting its cells are of
+    ticket_runs: Mapping[str, RunRecord]    # run id -> record, for the ticket's own cells
+
+    def quantity(self, cell: Cell, name: str) -> list[float | None]:
+        """A recorded per-run quantity (e.g. `instability`) of a ticket cell's runs, in run order."""
+        return [getattr(self.ticket_runs[i], name) for i in cell.run_ids]
 
     @property
     def ticket(self) -> tuple[Cell, ...]:
@@ -138,10 +143,12 @@ def ticket_evidence(records: Iterable[RunRecord], arch: str, dataset: str, setti
                     roles: Iterable[str] = ROLES) -> TicketEvidence:
     """Select and group the records a claim about (arch, dataset, setting, sparsity) needs."""
     mine = [r for r in records if r.arch == arch and r.dataset == dataset.lower()]
-    groups, settings = {}, {}
+    groups, settings, runs = {}, {}, {}
     for role in roles:
         s = role_setting(role, setting)
         chosen = [r for r in mine if r.setting is s and (s is Setting.PRETRAIN or same_sparsity(r.sparsity, sparsity))]
         groups[role] = tuple(build_cells(chosen, sufficient_epochs, metric, seed_sd))
         settings[role] = s
-    return TicketEvidence(groups, settings)
+        if role == "ticket":
+            runs = {r.run_id: r for r in chosen}
+    return TicketEvidence(groups, settings, runs)

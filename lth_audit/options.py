@@ -16,7 +16,8 @@ THRESHOLD_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("similar", float, "pp for ④ ⑤"), ("gap", float, "pp for ② ③"), ("sufficient_epochs", int, "epochs for ①"),
     ("min_sparsity", float, "for ①"), ("band_floor", float, "pp, smallest boundary half-width"),
     ("band_se", float, "boundary half-width in standard errors"),
-    ("seed_sd", float, "pp, the seed SD of reported numbers that come one run per cell"))
+    ("seed_sd", float, "pp, the seed SD of reported numbers that come one run per cell"),
+    ("stable", float, "pp of instability for ⑦, profile extended"))
 
 
 def add_threshold_options(add: Callable[..., Any]) -> None:

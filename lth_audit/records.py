@@ -18,7 +18,7 @@ SCHEMA = "lth-audit.run/1"
 
 
 class Setting(str, Enum):
-    """The eight settings of SPEC §1. The value is the spelling used in records and claim files."""
+    """The settings of SPEC §1 and §6 (random pruning). The value is the spelling in records and claim files."""
 
     PRETRAIN = "pretrain"
     LT_OMP = "lt-omp"
@@ -28,6 +28,8 @@ class Setting(str, Enum):
     SDT = "sdt"
     WR_OMP = "wr-omp"
     WR_IMP = "wr-imp"
+    RP_OMP = "rp-omp"   # θ0 ⊙ a random mask with the OMP mask's per-layer sparsity (SPEC §6)
+    RP_IMP = "rp-imp"
 
     @property
     def method(self) -> str | None:
@@ -77,6 +79,7 @@ class RunRecord(BaseModel):
     params: Annotated[int, Field(ge=0)] | None = None
     mask_lr: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
     r_p: CorrelationIndicator | None = None
+    instability: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None   # pp, SPEC §6 (lt-*, wr-*)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -101,6 +104,8 @@ class RunRecord(BaseModel):
             raise ValueError("sparsity: a pretrain run is dense, sparsity must be 0")
         if self.rewind_epoch > 0 and not self.setting.value.startswith("wr-"):
             raise ValueError("rewind_epoch: > 0 is only meaningful for wr-omp / wr-imp")
+        if self.instability is not None and not self.setting.is_ticket:
+            raise ValueError("instability: measured for ticket runs (lt-*, wr-*) only")
         return self
 
     @property

@@ -21,6 +21,7 @@ class Thresholds(BaseModel):
     band_floor: Pp = 0.1
     band_se: Pp = 1.0
     seed_sd: Pp | None = None   # known seed SD of reported numbers (one run per cell): SPEC §2 "Noise"
+    stable: Pp = 2.0            # ⑦: instability (pp) at or below which a ticket is stable (SPEC §6)
 
 
 class ThresholdOverrides(BaseModel):
@@ -35,6 +36,7 @@ class ThresholdOverrides(BaseModel):
     band_floor: Pp | None = None
     band_se: Pp | None = None
     seed_sd: Pp | None = None
+    stable: Pp | None = None
 
     def merged(self, other: ThresholdOverrides | None) -> ThresholdOverrides:
         """`other` wins where it sets a value (command line over claim file)."""

@@ -30,8 +30,8 @@ from ..records import InputError, RunRecord
 from .curves import draw_curves, sparsity_curves
 from .landscape import landscape_svg, load_landscape
 from ..records import atomic_write_text
-from .summary import table3
-from .margins import margin_chart
+from .summary import extended, table3
+from .margins import instability_chart, margin_chart
 from .table import CIRCLED, fmt_lr, fmt_margin, fmt_value, status_words
 
 VIEWBOX = {"acc": "0 0 331.2 208.8", "rp": "0 0 259.2 172.8"}
@@ -112,7 +112,8 @@ def _grid(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
             row["insufficient"].append(ticket)
         row["outcomes"][r.outcome] += 1
     for marks in table3(results):
-        rows[(marks.arch, marks.dataset)].update(small_lr=marks.prefers_small_lr, prefers_imp=marks.prefers_imp)
+        rows[(marks.arch, marks.dataset)].update(small_lr=marks.prefers_small_lr, prefers_imp=marks.prefers_imp,
+                                                 beats_random=marks.mask_beats_random, stable=marks.stable)
     return sorted(rows.values(), key=lambda r: (r["arch"], r["dataset"]))
 
 
@@ -140,6 +141,7 @@ def _claim_view(i: int, r: ClaimResult, sprite: Sprite, keys: dict[str, str | No
         "witness": fmt_lr(r.witness_lr), "witness_detail": detail,
         "grades": {k: v.value for k, v in r.grades.items()},
         "margins": margin_chart(r.conditions),
+        "paths": instability_chart(r.paths, r.witness_lr),
         "acc_plot": sprite.plot(keys.get("acc")),
         "rp_plot": sprite.plot(keys.get("rp")),
         "obs": r.observations,
@@ -192,6 +194,7 @@ def render_html(results: Sequence[ClaimResult], errors: Sequence[str] = (), *, t
     slot = f"<!--sprite-{os.urandom(8).hex()}-->"  # autoescaped text can never contain it
     page = env.get_template("report.html.j2").render(
         title=title, claims=claims, counts=counts, total=len(results), errors=errors, grid=_grid(results),
+        extended=extended(results),
         sprite_slot=markupsafe.Markup(slot), strict=strict, profiles=profiles, metrics=metrics,
         meta=meta or {}, guideline=[_guideline_view(g) for g in guideline],
         curves=curves, landscapes=figures)

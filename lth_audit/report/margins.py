@@ -1,9 +1,11 @@
-"""The margin chart of a claim: each condition's margin at the witness, with its band, against zero.
+"""Two small per-claim charts drawn as inline SVG by the report template from the geometry computed here
+(no matplotlib: each is a handful of shapes, and they must stay cheap for a thousand claims).
 
-Drawn as a small inline SVG by the report template from the geometry computed here (no matplotlib: it
-is a handful of rectangles and circles per claim, and a sub-pp decision must be visible at a glance).
-A condition holds right of zero (② ③ strictly), fails left of it; the band around the margin is the
-noise it was graded with: a margin inside its band is boundary (holding) or a failure within noise.
+* The margin chart: each condition's margin at the witness, with its band, against zero. A condition
+  holds right of zero (② ③ strictly), fails left of it; the band around the margin is the noise it was
+  graded with: a margin inside its band is boundary (holding) or a failure within noise.
+* The instability chart (SPEC §6, Frankle et al. 2020): test error along the straight line between each
+  witness run's final weights and its twin's; the instability is the rise above the two ends' mean.
 """
 
 from __future__ import annotations
@@ -98,3 +100,38 @@ def margin_chart(conditions: Sequence[ConditionResult]) -> MarginChart | None:
         rows.append(MarginRow(CIRCLED[c.id], y, x(c.margin), band, kind,
                               f"{fmt_margin(c.margin)}{tail} {WORDS[kind]}"))
     return MarginChart(WIDTH, TOP + len(conditions) * ROW + BOTTOM, x(0.0), left, right, extent, rows)
+
+
+@dataclass(frozen=True)
+class PathChart:
+    width: int
+    height: int
+    lines: list[str]                        # SVG polyline points, one per run
+    yticks: list[tuple[float, str]]
+    xticks: list[tuple[float, str]]
+    left: float
+    right: float
+    top: float
+    bottom: float
+
+
+def instability_chart(paths: Sequence[dict], witness_lr: float | None) -> PathChart | None:
+    """Geometry of the error-along-the-path lines of the witness's runs; None when none is recorded."""
+    runs = [p for p in paths if p["lr"] == witness_lr]
+    if not runs:
+        return None
+    width, height, left, right, top, bottom = 300, 150, 34, 290, 10, 124
+    errors = [e for p in runs for e in p["error"]]
+    lo, hi = min(errors), max(errors)
+    pad = max(0.5, 0.1 * (hi - lo))
+    lo, hi = max(0.0, lo - pad), min(100.0, hi + pad)
+
+    def pt(a: float, e: float) -> str:
+        x = left + a * (right - left)
+        y = bottom - (e - lo) / (hi - lo) * (bottom - top)
+        return f"{x:.1f},{y:.1f}"
+
+    lines = [" ".join(pt(a, e) for a, e in zip(p["alpha"], p["error"])) for p in runs]
+    yticks = [(round(bottom - (v - lo) / (hi - lo) * (bottom - top), 1), f"{v:.1f}") for v in (lo, (lo + hi) / 2, hi)]
+    xticks = [(left + a * (right - left), label) for a, label in ((0.0, "run"), (0.5, "0.5"), (1.0, "twin"))]
+    return PathChart(width, height, lines, yticks, xticks, left, right, top, bottom)

@@ -19,6 +19,8 @@ class Table3Row:
     prefers_small_lr: str
     prefers_imp: str
     claims: int
+    mask_beats_random: str = UNKNOWN   # the `extended` profile's columns (SPEC §6)
+    stable: str = UNKNOWN
 
 
 def _prize(results: Sequence[ClaimResult], prize: str) -> str:
@@ -45,14 +47,24 @@ def table3(results: Sequence[ClaimResult]) -> list[Table3Row]:
     for (arch, dataset), rs in sorted(groups.items()):
         prefers = [None if r.observations.prefers is None else r.observations.prefers == "imp" for r in rs]
         rows.append(Table3Row(arch, dataset, _prize(rs, "jackpot"), _prize(rs, "secondary"),
-                              _vote([r.observations.prefers_small_lr for r in rs]), _vote(prefers), len(rs)))
+                              _vote([r.observations.prefers_small_lr for r in rs]), _vote(prefers), len(rs),
+                              _vote([r.observations.mask_beats_random for r in rs]),
+                              _vote([r.observations.stable for r in rs])))
     return rows
 
 
-def format_table3(rows: Sequence[Table3Row]) -> str:
+def extended(results: Sequence[ClaimResult]) -> bool:
+    """Whether any claim was judged under `extended`: Table 3 then gains its two columns."""
+    return any(r.profile == "extended" for r in results)
+
+
+def format_table3(rows: Sequence[Table3Row], with_extended: bool = False) -> str:
     head = ("arch", "dataset", "jackpot", "secondary", "prefers small lr", "prefers IMP", "claims")
     body = [(r.arch, r.dataset, r.jackpot, r.secondary, r.prefers_small_lr, r.prefers_imp, str(r.claims))
             for r in rows]
+    if with_extended:
+        head += ("mask beats random", "stable")
+        body = [b + (r.mask_beats_random, r.stable) for b, r in zip(body, rows)]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*b) for b in body)])

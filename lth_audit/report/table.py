@@ -63,7 +63,8 @@ def condition_line(c) -> str:
 
 
 def missing_words(missing) -> str:
-    return ", ".join(f"{m['setting']}@lr={fmt_lr(m['lr'])} (≥{m['epochs']} epochs)" for m in missing)
+    return ", ".join(f"{m['setting']}@lr={fmt_lr(m['lr'])} (" + (f"its {m['quantity']}" if "quantity" in m else
+                                                                   f"≥{m['epochs']} epochs") + ")" for m in missing)
 
 
 def explain(r: ClaimResult) -> str:

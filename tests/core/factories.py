@@ -47,3 +47,17 @@ def cifar10(**overrides) -> Thresholds:
 JACKPOT = {("pretrain", 0.02): 91.0, ("pretrain", 0.2): 92.0, ("lt-imp", 0.02): 91.9, ("lt-imp", 0.2): 91.0,
            ("rr-imp", 0.02): 90.5, ("rr-imp", 0.2): 90.8, ("sdt", 0.02): 89.0, ("sdt", 0.2): 89.5}
 """A clean jackpot at lr 0.02 (conformance c01 with one seed): margins ② +1.9 ③ +0.6 ④ +1.4 ⑤ +0.4."""
+
+
+def extended_records(rp: float, instability: list[float | None] | None = (0.5, 0.5)) -> list[RunRecord]:
+    """JACKPOT with two seeds per cell, plus random-pruning (rp-imp) runs at `rp` (lr 0.02; 80.0 at 0.2) and
+    each lt-imp seed's `instability` (None: not recorded), for the `extended` profile (SPEC §6)."""
+    values = two_seeds({**JACKPOT, ("rp-imp", 0.02): rp, ("rp-imp", 0.2): 80.0})
+    records = []
+    for (setting, lr), seeds in values.items():
+        for seed, top1 in enumerate(seeds):
+            extra = {}
+            if setting == "lt-imp" and instability is not None and instability[seed] is not None:
+                extra["instability"] = instability[seed]
+            records.append(rec(setting, lr, top1, seed, **extra))
+    return records

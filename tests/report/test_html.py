@@ -354,3 +354,22 @@ def test_console_error_detection_works(tmp_path):
     page.write_text("<!DOCTYPE html><html><body><script>undefinedFunction();</script></body></html>")
     done = chromium("--dump-dom", page.as_uri(), tmp_path=tmp_path)
     assert console_errors(done.stderr), done.stderr[-2000:]
+
+
+def test_extended_claims_show_conditions_6_7_the_instability_path_and_table3_columns():
+    from lth_audit.audit import audit_claim
+
+    from tests.core.factories import cifar10, claim, extended_records
+
+    path = {"alpha": [i / 10 for i in range(11)], "error": [8.0 + (i * (10 - i)) / 10 for i in range(11)]}
+    records = [r.model_copy(update={"meta": {"interpolation": path}}) if r.setting.value == "lt-imp" else r
+               for r in extended_records(80.0)]
+    result = audit_claim(claim(), records, cifar10(), profile="extended")
+    page = parse(render_html([result], with_plots=False))
+    text = " ".join(page.text)
+    assert "⑥" in text and "⑦" in text and "mask beats random" in text and "stable" in text
+    polylines = [a for t, a in page.tags if t == "polyline"]
+    assert len(polylines) == 2                           # the witness lr's two seeds, each against its twin
+    # The rigorous profile's report has no such columns.
+    plain = " ".join(parse(render_html([audit_claim(claim(), records, cifar10())], with_plots=False)).text)
+    assert "mask beats random" not in plain
