@@ -49,13 +49,29 @@ DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=T
 
 
 class CorrelationIndicator(BaseModel):
-    """R_p of Appendix E for one run: overlap of top-p weights at init and after training."""
+    """R_p of Appendix E for one run: overlap of the top-p weights of two weight sets, layer by layer.
+
+    m is the run's mask, θ0 the ticket's init, θ'0 the random reinit, θT the run's own trained weights.
+    Each field is optional; a record carries the ones that apply to its setting.
+
+    - `init` (lt-*): R_p(θ0⊙m, θT⊙m), the ticket's init against its own trained weights (Appendix E).
+    - `reinit` (rr-*): R_p(θ'0⊙m, θ'T⊙m), the reinit against its own trained weights (Appendix E).
+    - `init_pretrained` (lt-*): R_p(θ0⊙m, θT_pre⊙m), against the pretrained network (θT_pre: the
+      pretrain run's trained weights at the same lr and seed, the ones pruning used) under the mask:
+      the pairing of Section 3.1 and Figure 4's caption.
+    - `reinit_pretrained` (rr-*): R_p(θ'0⊙m, θT_pre⊙m), likewise.
+    - `dense` (pretrain): R_p(θ0, θT) of the dense network (Appendix E).
+
+    `init` and `reinit` mean what they meant before the other three fields existed (the own pairing).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     p: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
-    # R_p(θ0⊙m, θT⊙m) for the ticket's own init, and R_p(θ'0⊙m, θ'T⊙m) for the reinitialised run.
     init: Unit | None = None
     reinit: Unit | None = None
+    init_pretrained: Unit | None = None
+    reinit_pretrained: Unit | None = None
+    dense: Unit | None = None
 
 
 class RunRecord(BaseModel):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ from torch import nn
 
 from . import device as dev
 from .jobs import TensorData, TrainOutcome, TrainSpec
-from .train import CROP_PAD, EVAL_BATCH, SHIFT_MAX, epoch_generator
+from .train import CROP_PAD, EVAL_BATCH, SHIFT_MAX, epoch_generator, mixup_draws
 
 EVAL_ROWS = {"cpu": 1200}
 """Most (run, test sample) rows in one evaluation forward, by device type (default 4096). On the CPU about a
@@ -474,13 +475,23 @@ def _owners(runs: int, widths: list[int], device: torch.device) -> torch.Tensor:
         torch.zeros(0, dtype=torch.long, device=device)
 
 
-def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Data order and augmentation draws of one run-epoch, in jobs.py's order: (perm, params (n, k) or None)."""
+@dataclass
+class _Draws:
+    """One run-epoch's draws, in jobs.py's order: data order, augmentation, mixup."""
+
+    perm: torch.Tensor                    # (n,) data order
+    aug: torch.Tensor | None              # (n, k) augmentation parameters, or None ("none")
+    lam: torch.Tensor | None              # (iters,) float64 mixup λ per batch, or None (no mixup)
+    mix: torch.Tensor | None              # (n,) mixup permutations, batch by batch, indices within the batch
+
+
+def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str, mixup: float) -> _Draws:
+    """Data order, augmentation and mixup draws of one run-epoch, in jobs.py's order."""
     g = epoch_generator(seed, epoch)
     perm = torch.randperm(n, generator=g)
-    if kind == "none":
-        return perm, None
-    parts = []
+    if kind == "none" and not mixup:
+        return _Draws(perm, None, None, None)
+    parts, lams, mixes = [], [], []
     for start in range(0, n, bs):
         b = min(bs, n - start)
         if kind == "crop-flip":
@@ -489,9 +500,14 @@ def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str) -> tuple[tor
             parts.append(torch.cat([off, flip[:, None]], 1))
         elif kind == "shift":
             parts.append(torch.randint(-SHIFT_MAX, SHIFT_MAX + 1, (b, 1), generator=g))
-        else:
+        elif kind != "none":
             raise ValueError(f"unknown augmentation {kind!r}")
-    return perm, torch.cat(parts)
+        if mixup:
+            lam, q = mixup_draws(g, b, mixup)
+            lams.append(lam)
+            mixes.append(q)
+    return _Draws(perm, torch.cat(parts) if parts else None,
+                  torch.tensor(lams, dtype=torch.float64) if mixup else None, torch.cat(mixes) if mixup else None)
 
 
 def _augment(x: torch.Tensor, kind: str, params: torch.Tensor) -> torch.Tensor:
@@ -537,6 +553,8 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
     n, bs = x_train.shape[0], recipe.batch_size
     iters = (n + bs - 1) // bs
     mom, wd = recipe.momentum, recipe.weight_decay
+    smoothing, mixing = recipe.label_smoothing, recipe.mixup > 0
+    run_ids = torch.arange(r, device=device)
     nesterov = recipe.nesterov and mom > 0
 
     keep = torch.ones_like(flat, dtype=torch.bool)
@@ -604,14 +622,24 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
         if not any(running):
             break
         sched = [s.schedule_offset + e for s in specs]
-        draws = [_epoch_draws(s.seed, ep, n, bs, data.augment) for s, ep in zip(specs, sched)]
-        order = torch.stack([p for p, _ in draws])                                       # (R, n)
-        aug = None if draws[0][1] is None else torch.stack([a for _, a in draws])        # (R, n, k)
+        draws = [_epoch_draws(s.seed, ep, n, bs, data.augment, recipe.mixup) for s, ep in zip(specs, sched)]
+        order = torch.stack([d.perm for d in draws])                                     # (R, n)
+        aug = None if draws[0].aug is None else torch.stack([d.aug for d in draws])      # (R, n, k)
         if not bt.runs_first:
             order = order.t()
             aug = None if aug is None else aug.transpose(0, 1)
         order = order.contiguous().to(device)
         aug = None if aug is None else aug.contiguous().to(device)
+        if mixing:
+            # λ and 1 - λ per (iteration, run), each rounded once from float64 as train_one's scalars are;
+            # the partner of each row as a row of the stacked batch (sample-major: independent of b).
+            lam64 = torch.stack([d.lam for d in draws])                                  # (R, iters)
+            lam_it = lam64.t().to(flat.dtype).contiguous().to(device)
+            rest_it = (1 - lam64).t().to(flat.dtype).contiguous().to(device)
+            partner = torch.stack([d.mix for d in draws])                                # (R, n)
+            if not bt.runs_first:
+                partner = partner.t() * r + torch.arange(r)                              # (n, R)
+            partner = partner.contiguous().to(device)
         neg_lr = torch.tensor([[[-s.lr * recipe.lr_factor(ep + it / iters)] for s, ep in zip(specs, sched)]
                                for it in range(iters)], dtype=flat.dtype).to(device)    # (iters, R, 1)
         for it in range(iters):
@@ -624,13 +652,27 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
             if aug is not None:
                 p = aug[:, lo:hi] if bt.runs_first else aug[lo:hi]
                 xb = _augment(xb, data.augment, p.reshape(-1, p.shape[-1]))
+            if mixing:
+                if bt.runs_first:
+                    src = (partner[:, lo:hi] + run_ids[:, None] * b).reshape(-1)
+                    lam, rest = lam_it[it].repeat_interleave(b), rest_it[it].repeat_interleave(b)
+                else:
+                    src = partner[lo:hi].reshape(-1)
+                    lam, rest = lam_it[it].repeat(b), rest_it[it].repeat(b)
+                col = (-1,) + (1,) * (xb.dim() - 1)
+                xb = lam.view(col) * xb + rest.view(col) * xb.index_select(0, src)
             before = alive
             old_stats = st.stats.clone() if has_stats else None
             with dev.autocast(device):
                 out = net(xb)
             # Classes along dim 1 of a (1, C, N) view: the CPU log-softmax over a short strided dim is
             # several times faster than over the contiguous last dim of (N, C). Same per-row losses.
-            per = F.cross_entropy(out.t().unsqueeze(0), yb.unsqueeze(0), reduction="none")[0]
+            # In the parameters' dtype, as autocast computes train_one's loss (bf16 logits on CUDA).
+            logits = out.to(flat.dtype).t().unsqueeze(0)
+            per = F.cross_entropy(logits, yb.unsqueeze(0), reduction="none", label_smoothing=smoothing)[0]
+            if mixing:
+                per = lam * per + rest * F.cross_entropy(logits, yb[src].unsqueeze(0), reduction="none",
+                                                         label_smoothing=smoothing)[0]
             loss = per.view(r, b).mean(1) if bt.runs_first else per.view(b, r).mean(0)
             alive = before & torch.isfinite(loss)
             st.grad.zero_()

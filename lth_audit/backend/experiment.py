@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..records import InputError, Problem, Setting, problems_from_validation
-from .recipes import PRESETS, Recipe
+from .recipes import PRESETS, Recipe, arch_preset
 
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
@@ -23,7 +23,9 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 DEFAULT_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
                   "imagenet": "imagenet", "mnist1d": "mnist1d"}
 _RECIPE_KEYS = ("epochs", "batch_size", "momentum", "weight_decay", "schedule", "milestones", "gamma",
-                "warmup_epochs", "nesterov", "imp_rate")
+                "warmup_epochs", "nesterov", "imp_rate", "init", "label_smoothing", "mixup")
+_RESOLVED_IN_HASH = ("init", "label_smoothing", "mixup")
+"""Keys that enter `config_hash` by what they resolve to, not as written (see `config_hash`)."""
 
 
 class Experiment(BaseModel):
@@ -47,6 +49,9 @@ class Experiment(BaseModel):
     warmup_epochs: Annotated[int, Field(ge=0)] | None = None
     nesterov: bool | None = None
     imp_rate: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    init: Literal["paper", "pytorch"] | None = None          # default: the preset's ("paper")
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    mixup: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None   # Beta(α, α); 0: none
     lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
     settings: Annotated[list[Setting], Field(min_length=1)]
@@ -86,12 +91,17 @@ class Experiment(BaseModel):
         return self.out_path.with_name(self.out_path.name + ".ckpt")
 
     @property
+    def preset(self) -> str:
+        return self.recipe or DEFAULT_RECIPE[self.dataset]
+
+    @property
     def recipe_obj(self) -> Recipe:
-        base = PRESETS[self.recipe or DEFAULT_RECIPE[self.dataset]]
-        changes = {k: getattr(self, k) for k in _RECIPE_KEYS if getattr(self, k) is not None}
+        """The preset, with its fields for this arch (Table C.1's VGG-16 warmup), then this file's keys."""
+        changes = {**arch_preset(self.preset, self.arch),
+                   **{k: getattr(self, k) for k in _RECIPE_KEYS if getattr(self, k) is not None}}
         if self.rewind_epoch is not None:
             changes["rewind_epoch"] = self.rewind_epoch
-        return base.override(**changes)
+        return PRESETS[self.preset].override(**changes)
 
     @property
     def epochs_total(self) -> int:
@@ -114,13 +124,41 @@ class Experiment(BaseModel):
         return set(self.settings)
 
     def config_hash(self) -> str:
-        # trajectory_every only adds checkpoints (training is unchanged): left out, so hashes stay put.
-        # loader_workers does not change training (streamed augmentation is seeded per sample). in_memory
-        # counts only as what it resolves to, and only when that is streaming: in-memory experiments keep
-        # the hashes they had before streaming existed.
-        body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers"})
+        """A hash of what trains: the file's keys, plus what the code resolves differently from the baseline
+        every earlier hash assumed (PyTorch's init, no label smoothing, no mixup, the presets' common
+        fields, registry version 1). Keys that leave training unchanged keep existing files' hashes.
+
+        - trajectory_every only adds checkpoints; loader_workers does not change training (streamed
+          augmentation is seeded per sample): both left out. in_memory counts only as what it resolves to,
+          and only when that is streaming.
+        - init, label_smoothing, mixup count by what they resolve to, and only where that trains
+          differently from the baseline: `init: paper` on an arch whose paper scheme draws something
+          (its scheme's name), a non-zero label smoothing or mixup (the imagenet preset's).
+        - A per-arch preset field the file leaves unset counts as if written (vgg16 on cifar: 75 warmup
+          epochs); an arch's registry version above 1 counts too (vgg16 and resnet32: architecture and
+          default dense layers now those of the paper's code).
+
+        So `init: pytorch` gives an image-model experiment written before `init` existed its old hash back
+        (except vgg16 and resnet32, whose networks changed).
+        """
+        from .models import entry, init_scheme
+
+        body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers",
+                                                     *_RESOLVED_IN_HASH})
         if not self.data_in_memory:
             body["stream"] = True
+        r = self.recipe_obj
+        scheme = init_scheme(self.arch, r.init)
+        if not scheme.is_default:
+            body["init"] = scheme.name
+        for key in ("label_smoothing", "mixup"):
+            if getattr(r, key):
+                body[key] = getattr(r, key)
+        for key, value in arch_preset(self.preset, self.arch).items():
+            if body.get(key) is None:
+                body[key] = value
+        if entry(self.arch).version > 1:
+            body["arch_version"] = entry(self.arch).version
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 

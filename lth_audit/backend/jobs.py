@@ -6,7 +6,10 @@ per spec, in order, with the same semantics; the experiment runner does not care
 The semantics both trainers follow (reference implementation: `train.train_one`):
 
 - Starting weights are `spec.model`'s state (never modified by the trainer); the mask, if any, is applied
-  to them first. Loss: mean cross-entropy. The model is in train mode for steps, eval mode for testing.
+  to them first. The model is in train mode for steps, eval mode for testing. (`recipe.init` is how the
+  runner built those weights; the trainers do not read it.)
+- Loss: the batch mean of the per-sample cross-entropy with PyTorch's label smoothing ε =
+  recipe.label_smoothing, i.e. (1 - ε)·(-log p_y) + ε·mean over classes of (-log p_c) (ε = 0: plain).
 - Epoch e of this call is epoch E = spec.schedule_offset + e of the recipe's schedule. Its randomness
   comes from one CPU generator `torch.Generator("cpu").manual_seed(spec.seed * 1_000_003 + E)`:
   first `perm = torch.randperm(N, generator=g)` (data order; the last batch is partial, not dropped,
@@ -14,8 +17,14 @@ The semantics both trainers follow (reference implementation: `train.train_one`)
     "crop-flip": off = randint(0, 9, (B, 2), g) (row, col offset into the 4-pixel zero-padded
                  normalised image), then flip = randint(0, 2, (B,), g) (1 = horizontal flip);
     "shift":     s = randint(-4, 5, (B,), g), the sample rolled circularly by s (torch.roll direction);
-    "none":      no draws.
-  Draws are made on the CPU and moved to the device; the augmentation itself runs on the device.
+    "none":      no draws;
+  then, when recipe.mixup = α > 0, the mixup draws of that batch (`train.mixup_draws`):
+    gx, gy = torch._standard_gamma(torch.full((2,), α, dtype=float64), generator=g) (two Gamma(α, 1)),
+    λ = gx / (gx + gy) (a Beta(α, α) draw; 0.5 in the underflow case gx + gy = 0), then
+    q = randperm(B, g). The augmented batch x becomes λ·x + (1 - λ)·x[q] and the loss is the batch mean of
+    λ·ℓ(y) + (1 - λ)·ℓ(y[q]), ℓ the per-sample smoothed cross-entropy above (mixup's targets; with one-hot
+    labels this equals the soft-target cross-entropy of λ·y + (1 - λ)·y[q]).
+  Draws are made on the CPU and moved to the device; augmentation and mixing run on the device.
 - Learning rate is set PER ITERATION: at iteration i of epoch E (iters per epoch), before the step,
   lr = spec.lr * recipe.lr_factor(E + i / iters). (Step milestones therefore switch exactly at the
   epoch boundary; warmup and cosine move every iteration.)
@@ -33,6 +42,7 @@ The semantics both trainers follow (reference implementation: `train.train_one`)
 - Streaming data (`stream.StreamData`, for data sets too big for memory) keeps the data order (the same
   permutation) and all of the above except the augmentation draws: after the permutation the generator
   draws one seed per sample, and each sample's torchvision transform runs under that seed (stream.py).
+  The mixup draws then follow those N seeds, batch by batch in order (the same draws per batch as above).
 - On CUDA: bf16 autocast for forward passes and channels_last for 4-D inputs; on CPU plain fp32, so fixed
   seeds reproduce bit for bit. Returned states are CPU tensors, contiguous.
 """

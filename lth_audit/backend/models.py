@@ -9,6 +9,11 @@ Channel rounding: a net with n free channel counts c_0..c_{n-1} (base b_i) uses
 which is round(b_i * w) for one count, equals b_i * w whenever that is an integer (w = 1, w = 2 for the
 wide ResNet-32), and otherwise staggers the rounding so the parameter count grows about one channel at a
 time as w grows - the SDT search needs that to land within 2 % of a target on small nets.
+
+Initialisation (`init`, a recipe field): "paper" applies the arch's `InitScheme`, the scheme of the paper's
+released code for that family (docs/fidelity.md has the table); "pytorch" keeps the modules' defaults.
+The architectures follow the released CIFAR code where it exists (ResNet-20, wide ResNet-32, VGG-16,
+MobileNet-v1); the ResNet-18/50 on Tiny-ImageNet/ImageNet are torchvision's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -130,10 +136,13 @@ def cifar_resnet(stages, stem, num_classes, in_ch, w, block="basic", skip=True, 
 # ----------------------------------------------------------------------------------------------------
 # VGG-16 with BatchNorm (CIFAR) and MobileNet-v1
 
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
 
 class VGG(nn.Module):
+    """The paper code's CIFAR VGG (`vgg_grasp.py`): 3x3 convs without bias (BatchNorm follows each), four
+    max-pools, global average pooling of the last (2x2 on CIFAR) map, one linear classifier (14.72M)."""
+
     def __init__(self, cfg, num_classes: int, in_ch: int, w: float):
         super().__init__()
         ch = _Widths(w, sum(1 for c in cfg if c != "M"))
@@ -144,7 +153,8 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             else:
                 cout = ch(c)
-                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                           nn.ReLU(inplace=True)]
                 cin = cout
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -263,6 +273,57 @@ class ResNet1d(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------
+# Initialisation
+
+
+@dataclass(frozen=True)
+class InitScheme:
+    """How `init: paper` initialises a family: the scheme of the paper's released code for it.
+
+    `init: pytorch` keeps the modules' own initialisation instead (PyTorch's defaults; torchvision's for
+    its ResNets). A scheme sets every BatchNorm to weight 1, bias 0 (PyTorch's default as well), and:
+    `conv`: every Conv1d/Conv2d weight drawn kaiming-normal for ReLU with that fan mode (std sqrt(2 / fan)),
+    its bias, if any, 0; None leaves convolutions as built. `linear_std`: every Linear weight drawn
+    N(0, linear_std^2), its bias 0; None leaves Linear layers as built.
+    """
+
+    name: str
+    conv: Literal["fan_in", "fan_out"] | None
+    linear_std: float | None
+    source: str                   # where the released code (boone891214/sanity-check-LTH) does it
+
+    @property
+    def is_default(self) -> bool:
+        """True when the scheme draws nothing: the built modules keep PyTorch's initialisation."""
+        return self.conv is None and self.linear_std is None
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Re-initialise `model` in place, module by module in `model.modules()` order (draws from torch's RNG)."""
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)) and self.conv is not None:
+                nn.init.kaiming_normal_(m.weight, mode=self.conv, nonlinearity="relu")
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.Linear) and self.linear_std is not None:
+                nn.init.normal_(m.weight, 0.0, self.linear_std)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        return model
+
+
+PYTORCH_INIT = InitScheme("pytorch", None, None, "cifar/models/mobilenet.py sets no initialisation")
+RESNET20_INIT = InitScheme("kaiming-fan-out", "fan_out", None, "cifar/models/resnet20_cifar.py")
+GRASP_INIT = InitScheme("kaiming-fan-out+linear-0.01", "fan_out", 0.01,
+                        "cifar/models/resnet_grasp.py and vgg_grasp.py (weights_init)")
+IMAGENET_INIT = InitScheme("kaiming-fan-in", "fan_in", None,
+                           "imagenet/image_classification/resnet.py with the scripts' `-c fanin`")
+INITS = ("paper", "pytorch")
+
+
+# ----------------------------------------------------------------------------------------------------
 # Registry
 
 
@@ -271,9 +332,11 @@ class ModelEntry:
     name: str
     kind: str                     # "image" or "1d": which datasets it accepts
     build: Callable[[DatasetInfo, float], nn.Module]
-    dense: tuple[str, ...]        # default layers left dense (module names): stem and classifier
+    dense: tuple[str, ...]        # default layers left dense (module names / globs), as the paper's profiles
     description: str
     default_dataset: str
+    init: InitScheme              # what `init: paper` means for this arch
+    version: int = 1              # raised when what the registry builds or prunes by default changes
 
 
 def _torchvision_or_cifar(name: str, cifar: Callable[[DatasetInfo, float], nn.Module]):
@@ -303,46 +366,50 @@ def _register(e: ModelEntry) -> None:
 _register(ModelEntry(
     "resnet20", "image",
     lambda d, w: cifar_resnet(_stages((16, 32, 64), (3, 3, 3), (1, 2, 2)), 16, d.num_classes, d.channels, w),
-    ("conv1", "fc"), "ResNet-20 (CIFAR, 16-32-64, 1x1 conv shortcuts)", "cifar10"))
+    ("conv1", "fc"), "ResNet-20 (CIFAR, 16-32-64, 1x1 conv shortcuts)", "cifar10", RESNET20_INIT))
 _register(ModelEntry(
     "resnet32", "image",
     lambda d, w: cifar_resnet(_stages((32, 64, 128), (5, 5, 5), (1, 2, 2)), 32, d.num_classes, d.channels, w),
-    ("conv1", "fc"), "ResNet-32, wide (width x2: 32-64-128), as in the paper", "cifar10"))
+    ("conv1", "fc", "*.downsample.0"), "ResNet-32, wide (width x2: 32-64-128), as in the paper", "cifar10",
+    GRASP_INIT, version=2))
 _register(ModelEntry(
     "resnet32-noskip", "image",
     lambda d, w: cifar_resnet(_stages((32, 64, 128), (5, 5, 5), (1, 2, 2)), 32, d.num_classes, d.channels, w,
                               skip=False),
-    ("conv1", "fc"), "wide ResNet-32 with the residual connections removed", "cifar10"))
+    ("conv1", "fc"), "wide ResNet-32 with the residual connections removed", "cifar10", GRASP_INIT))
 _register(ModelEntry(
     "resnet18", "image",
     _torchvision_or_cifar("resnet18", lambda d, w: cifar_resnet(
         _stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2)), 64, d.num_classes, d.channels, w)),
-    ("conv1", "fc"), "ResNet-18 (CIFAR stem on 32x32 data; torchvision's on Tiny-ImageNet/ImageNet)", "cifar10"))
+    ("conv1", "fc"), "ResNet-18 (CIFAR stem on 32x32 data; torchvision's on Tiny-ImageNet/ImageNet)", "cifar10",
+    IMAGENET_INIT))
 _register(ModelEntry(
     "resnet50", "image",
     _torchvision_or_cifar("resnet50", lambda d, w: cifar_resnet(
         _stages((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2)), 64, d.num_classes, d.channels, w,
         block="bottleneck", expansion=4)),
-    ("conv1", "fc"), "ResNet-50 (CIFAR stem on 32x32 data; torchvision's on Tiny-ImageNet/ImageNet)", "cifar10"))
+    ("conv1", "fc"), "ResNet-50 (CIFAR stem on 32x32 data; torchvision's on Tiny-ImageNet/ImageNet)", "cifar10",
+    IMAGENET_INIT))
 _register(ModelEntry(
     "vgg16", "image", lambda d, w: VGG(VGG16, d.num_classes, d.channels, w),
-    ("features.0", "fc"), "VGG-16 with BatchNorm, one linear classifier", "cifar10"))
+    ("features.0", "fc"), "VGG-16 with BatchNorm, bias-free convs, one linear classifier", "cifar10",
+    GRASP_INIT, version=2))
 _register(ModelEntry(
     "mobilenet-v1", "image",
     lambda d, w: MobileNetV1(d.num_classes, d.channels, w, stem_stride=1 if d.stem == "cifar" else 2),
-    ("conv1", "fc"), "MobileNet-v1 (stride-1 stem on 32x32 data)", "cifar10"))
+    ("conv1", "fc"), "MobileNet-v1 (stride-1 stem on 32x32 data)", "cifar10", PYTORCH_INIT))
 _register(ModelEntry(
     "mlp", "1d", lambda d, w: MLP(d.length, d.num_classes, w), ("fc",),
-    "MLP 40-100-100-10 (only the classifier stays dense)", "mnist1d"))
+    "MLP 40-100-100-10 (only the classifier stays dense)", "mnist1d", PYTORCH_INIT))
 _register(ModelEntry(
     "cnn1d", "1d", lambda d, w: CNN1d(d.length, d.num_classes, w), ("conv1", "fc"),
-    "1-D CNN, three stride-2 convs of 25 channels, no BatchNorm", "mnist1d"))
+    "1-D CNN, three stride-2 convs of 25 channels, no BatchNorm", "mnist1d", RESNET20_INIT))
 _register(ModelEntry(
     "resnet1d", "1d", lambda d, w: ResNet1d(d.num_classes, w, skip=True), ("conv1", "fc"),
-    "tiny residual 1-D CNN with BatchNorm", "mnist1d"))
+    "tiny residual 1-D CNN with BatchNorm", "mnist1d", RESNET20_INIT))
 _register(ModelEntry(
     "resnet1d-noskip", "1d", lambda d, w: ResNet1d(d.num_classes, w, skip=False), ("conv1", "fc"),
-    "resnet1d with the residual connections removed", "mnist1d"))
+    "resnet1d with the residual connections removed", "mnist1d", RESNET20_INIT))
 
 
 def entry(name: str) -> ModelEntry:
@@ -355,23 +422,39 @@ def compatible(name: str, dataset: str) -> bool:
     return entry(name).kind == DATASETS[dataset].kind
 
 
+def init_scheme(name: str, init: str = "paper") -> InitScheme:
+    """The scheme `build_model(name, ..., init=init)` applies: the arch's paper scheme, or PyTorch's defaults."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
+    return entry(name).init if init == "paper" else PYTORCH_INIT
+
+
 def build_model(name: str, dataset: str, width: float = 1.0, seed: int | None = None,
-                device: torch.device | str | None = None) -> nn.Module:
-    """Build `name` for `dataset`; with `seed`, the initial weights are a function of the seed alone."""
+                device: torch.device | str | None = None, init: str = "paper") -> nn.Module:
+    """Build `name` for `dataset`, initialised by `init` ("paper": the released code's scheme for the arch,
+    see `InitScheme`; "pytorch": the modules' defaults). With `seed`, the initial weights are a function
+    of the seed alone (built on the CPU under torch.manual_seed(seed), the caller's RNG left alone).
+    On the meta device nothing is initialised."""
     e = entry(name)
+    scheme = init_scheme(name, init)
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     info = DATASETS[dataset]
     if e.kind != info.kind:
         raise ValueError(f"arch {name!r} takes {e.kind} data; dataset {dataset!r} is {info.kind}")
+
+    def make() -> nn.Module:
+        model = e.build(info, width)
+        return model if device is not None and torch.device(device).type == "meta" else scheme.apply(model)
+
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return e.build(info, width)
+            return make()
     if device is not None:
         with torch.device(device):
-            return e.build(info, width)
-    return e.build(info, width)
+            return make()
+    return make()
 
 
 def count_params(name: str, dataset: str, width: float = 1.0) -> int:

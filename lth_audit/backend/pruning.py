@@ -1,8 +1,9 @@
 """Masks over prunable weights, global magnitude pruning (OMP, IMP), sparsity measured.
 
 Prunable: the `weight` of every Conv1d/2d/3d and Linear module whose module name is not in the ignore
-list (default: the registry entry's dense layers = stem conv and final classifier). Biases and
-normalisation parameters are never pruned. A mask is {param name: 0/1 float tensor}; parameters not
+list (default: the registry entry's dense layers, the paper's profiles: stem conv and final classifier,
+and for the wide ResNet-32 also its two 1x1 downsample convs). Biases and normalisation parameters are
+never pruned; `dense_names` lists the conv and linear weights the ignore list leaves dense. A mask is {param name: 0/1 float tensor}; parameters not
 named are dense.
 
 Both OMP and IMP prune to an exact count: after pruning to sparsity s, exactly round(s * N) of the N
@@ -38,6 +39,13 @@ def prunable_names(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
     ignore = list(ignore)
     return [f"{name}.weight" for name, mod in model.named_modules()
             if isinstance(mod, _PRUNABLE) and not _ignored(name, ignore)]
+
+
+def dense_names(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
+    """Conv and linear weights (`<module>.weight`) that `ignore` leaves dense, in the model's order."""
+    ignore = list(ignore)
+    return [f"{name}.weight" for name, mod in model.named_modules()
+            if isinstance(mod, _PRUNABLE) and _ignored(name, ignore)]
 
 
 def full_mask(model: nn.Module, ignore: Iterable[str] = ()) -> Mask:

@@ -22,9 +22,10 @@ from .checkpoints import Checkpoints
 from .data import load_dataset
 from .experiment import Experiment
 from .jobs import Mask, TrainOutcome, TrainSpec
-from .models import build_model, entry, search_width
+from .models import build_model, entry, init_scheme, search_width
 from .plan import Plan, PlannedRun, make_plan, make_run_id
-from .pruning import apply_mask, full_mask, imp_sparsity, magnitude_prune, omp_mask, prunable_names, pruned_count
+from .pruning import (apply_mask, dense_names, full_mask, imp_sparsity, magnitude_prune, omp_mask, prunable_names,
+                      pruned_count)
 from .train import train_many
 
 REINIT_SEED_OFFSET = 1_000_000   # θ'0 of seed s is built with seed s + this (a fresh init, never θ0)
@@ -60,13 +61,17 @@ class Runner:
         self._masks: dict[str, Mask] = {}
         self._template = build_model(exp.arch, exp.dataset, exp.width, device="meta")
         self.names = prunable_names(self._template, self.ignore)
+        self.dense_layers = dense_names(self._template, self.ignore)
+        self.init = self.recipe.init
         self.total_params = sum(p.numel() for p in self._template.parameters())
         self.n_prunable = sum(dict(self._template.named_parameters())[n].numel() for n in self.names)
         self.config_hash = exp.config_hash()
 
     # ---------------------------------------------------------------------------------------- states
     def model(self, state: dict[str, torch.Tensor], width: float | None = None) -> torch.nn.Module:
-        m = build_model(self.exp.arch, self.exp.dataset, self.exp.width if width is None else width, seed=0)
+        """A model holding `state` (its own initialisation is overwritten, so none is drawn)."""
+        m = build_model(self.exp.arch, self.exp.dataset, self.exp.width if width is None else width, seed=0,
+                        init="pytorch")
         m.load_state_dict(state)
         return m
 
@@ -76,13 +81,14 @@ class Runner:
             if self.ck.exists(rel):
                 self._init[seed] = self.ck.load(rel)
             else:
-                m = build_model(self.exp.arch, self.exp.dataset, self.exp.width, seed=seed)
+                m = build_model(self.exp.arch, self.exp.dataset, self.exp.width, seed=seed, init=self.init)
                 self._init[seed] = {k: v.detach().clone() for k, v in m.state_dict().items()}
                 self.ck.save(rel, self._init[seed])
         return self._init[seed]
 
     def reinit(self, seed: int) -> dict[str, torch.Tensor]:
-        m = build_model(self.exp.arch, self.exp.dataset, self.exp.width, seed=REINIT_SEED_OFFSET + seed)
+        m = build_model(self.exp.arch, self.exp.dataset, self.exp.width, seed=REINIT_SEED_OFFSET + seed,
+                        init=self.init)
         return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
     def prune_source(self, run_id: str) -> dict[str, torch.Tensor]:
@@ -152,14 +158,15 @@ class Runner:
         keep_best = self.exp.prune_from == "best" and r.setting in (Setting.PRETRAIN, Setting.LT_IMP)
         s = r.setting
         if s is Setting.PRETRAIN:
-            spec = TrainSpec(self.model(self.theta0(r.seed)), r.lr, r.seed, self.recipe, self.T,
+            start = self.theta0(r.seed)
+            spec = TrainSpec(self.model(start), r.lr, r.seed, self.recipe, self.T,
                              keep_epochs=(self.t,) if self.wr_wanted else (), keep_best=keep_best)
-            info["params"] = self.total_params
+            info.update(params=self.total_params, start={n: start[n] for n in self.names})
             return spec, info
         if s is Setting.SDT:
             target = self.total_params - int(round(r.sparsity * self.n_prunable))
             width, params = search_width(self.exp.arch, self.exp.dataset, target, hi=max(1.0, self.exp.width))
-            model = build_model(self.exp.arch, self.exp.dataset, width, seed=r.seed)
+            model = build_model(self.exp.arch, self.exp.dataset, width, seed=r.seed, init=self.init)
             info.update(params=params, meta={"sdt_width": round(width, 6), "sdt_target_params": target,
                                              "sdt_param_error": round(params / target - 1, 6)},
                         sparsity=int(round(r.sparsity * self.n_prunable)) / self.n_prunable)
@@ -184,24 +191,16 @@ class Runner:
         mask: Mask | None = info.get("mask")
         meta = {"device": dev.describe(self.device), "wall_s": round(out.wall_s, 3), "torch": torch.__version__,
                 "lth_audit": __version__, "config_hash": self.config_hash, "experiment": self.exp.name,
-                "trainer": trainer, "epochs_run": out.epochs_run, "sparsity_target": r.sparsity}
+                "trainer": trainer, "epochs_run": out.epochs_run, "sparsity_target": r.sparsity,
+                "init": init_scheme(self.exp.arch, self.init).name, "dense_layers": self.dense_layers}
         meta.update(info.get("meta", {}))
         sparsity = 0.0
-        r_p = None
         params = info.get("params")
         if mask is not None:
             pruned = pruned_count(mask)
             sparsity = pruned / self.n_prunable
             meta.update(pruned=pruned, prunable=self.n_prunable)
             params = self.total_params - pruned
-            if r.setting.value[:3] in ("lt-", "rr-"):
-                final = {n: out.state[n] for n in self.names}
-                try:
-                    value = correlation_indicator(info["start"], final, p=R_P, masks=mask)
-                    key = "init" if r.setting.value.startswith("lt-") else "reinit"
-                    r_p = {"p": R_P, key: round(value, 6)}
-                except ValueError:
-                    r_p = None
         elif r.setting is Setting.SDT:
             sparsity = info["sparsity"]
         if info.get("trajectory"):
@@ -211,7 +210,32 @@ class Runner:
             "sparsity": round(sparsity, 4), "lr": r.lr, "epochs": r.epochs, "rewind_epoch": r.rewind_epoch,
             "seed": r.seed, "top1": round(out.top1, 4), "best_top1": round(out.best_top1, 4),
             "diverged": out.diverged, "params": params,
-            "mask_lr": r.lr if mask is not None else None, "r_p": r_p, "meta": meta})
+            "mask_lr": r.lr if mask is not None else None, "r_p": self.r_p(r, info, out), "meta": meta})
+
+    def r_p(self, r: PlannedRun, info: dict, out: TrainOutcome) -> dict | None:
+        """The record's `r_p` (records.CorrelationIndicator) over the prunable layers, p = R_P.
+
+        pretrain: `dense` = R_p(θ0, θT). lt-* (rr-*): `init` (`reinit`) = R_p(start⊙m, own θT⊙m), and
+        `init_pretrained` (`reinit_pretrained`) = R_p(start⊙m, θT_pre⊙m), θT_pre the weights pruning takes
+        from the pretrain run at the same (lr, seed). A pairing with no weight to compare is left out.
+        """
+        s = r.setting.value
+        if s != "pretrain" and s[:3] not in ("lt-", "rr-"):
+            return None
+        start, mask = info["start"], info.get("mask")
+        pairs = {"dense": out.state} if s == "pretrain" else {}
+        if mask is not None:
+            key = "init" if s.startswith("lt-") else "reinit"
+            pairs[key] = out.state
+            pairs[f"{key}_pretrained"] = self.prune_source(self._pre(r.lr, r.seed))
+        values = {}
+        for key, theta in pairs.items():
+            try:
+                values[key] = round(correlation_indicator(start, {n: theta[n] for n in self.names}, p=R_P,
+                                                          masks=mask), 6)
+            except ValueError:
+                continue
+        return {"p": R_P, **values} if values else None
 
     def trajectory_file(self, r: PlannedRun, k: int) -> str:
         """Checkpoint (relative to `<out>.ckpt/`) of the weights after epoch k of this call, named by the

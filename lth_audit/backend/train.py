@@ -16,7 +16,7 @@ from torch import nn
 
 from . import device as dev
 from .jobs import TensorData, TrainOutcome, TrainSpec, epoch_generator
-from .stream import StreamData
+from .stream import SEED_HIGH, StreamData
 
 EVAL_BATCH = 1000
 SHIFT_MAX = 4
@@ -48,6 +48,28 @@ def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tenso
     raise ValueError(f"unknown augmentation {kind!r}")
 
 
+Mix = tuple[float, torch.Tensor]
+"""A batch's mixup draws: λ and the permutation q of the batch (None: no mixup)."""
+
+
+def mixup_draws(g: torch.Generator, b: int, alpha: float) -> Mix:
+    """λ ~ Beta(alpha, alpha) (two Gamma(alpha) draws) and a permutation of the b samples, from `g` in
+    jobs.py's order. (`torch._standard_gamma` is the one torch sampler of Gamma that takes a generator.)"""
+    gx, gy = torch._standard_gamma(torch.full((2,), alpha, dtype=torch.float64), generator=g).tolist()
+    lam = gx / (gx + gy) if gx + gy > 0 else 0.5
+    return lam, torch.randperm(b, generator=g)
+
+
+def mixed_loss(out: torch.Tensor, y: torch.Tensor, mix: Mix | None, smoothing: float) -> torch.Tensor:
+    """The batch's training loss (jobs.py): mean smoothed cross-entropy, of mixup's two targets when mixed."""
+    if mix is None:
+        return F.cross_entropy(out, y, label_smoothing=smoothing)
+    lam, q = mix
+    per = lam * F.cross_entropy(out, y, reduction="none", label_smoothing=smoothing) \
+        + (1 - lam) * F.cross_entropy(out, y[q], reduction="none", label_smoothing=smoothing)
+    return per.mean()
+
+
 @torch.no_grad()
 def _accuracy(model: nn.Module, batches, device: torch.device) -> float:
     """Top-1 accuracy in percent over (x, y) batches, model in eval mode."""
@@ -70,22 +92,27 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
                      device)
 
 
-def _tensor_batches(data: TensorData, seed: int, epoch: int, bs: int, device: torch.device):
-    """(x, y) train batches of one schedule epoch of in-memory data: permutation and augmentation draws
-    from the epoch generator, in the order jobs.py documents (drawn lazily, batch by batch)."""
+def _tensor_batches(data: TensorData, seed: int, epoch: int, bs: int, device: torch.device, mixup: float):
+    """(x, y, mix) train batches of one schedule epoch of in-memory data: permutation, augmentation and mixup
+    draws from the epoch generator, in the order jobs.py documents (drawn lazily, batch by batch)."""
     g = epoch_generator(seed, epoch)
     n = data.x_train.shape[0]
     perm = torch.randperm(n, generator=g).to(device)
     for it in range((n + bs - 1) // bs):
         idx = perm[it * bs:(it + 1) * bs]
-        yield augment_batch(data.x_train[idx], data.augment, g), data.y_train[idx]
+        x = augment_batch(data.x_train[idx], data.augment, g)
+        yield x, data.y_train[idx], _on(mixup_draws(g, x.shape[0], mixup), device) if mixup else None
+
+
+def _on(mix: Mix, device: torch.device) -> Mix:
+    return mix[0], mix[1].to(device)
 
 
 class _Batches:
     """Where a run's train batches and test accuracy come from: in-memory tensors or a stream."""
 
-    def __init__(self, data: TensorData | StreamData, seed: int, bs: int, device: torch.device):
-        self.data, self.seed, self.bs, self.device = data, seed, bs, device
+    def __init__(self, data: TensorData | StreamData, seed: int, bs: int, device: torch.device, mixup: float = 0.0):
+        self.data, self.seed, self.bs, self.device, self.mixup = data, seed, bs, device, mixup
         self.stream = isinstance(data, StreamData)
         if self.stream:
             self.n = data.n_train
@@ -96,9 +123,18 @@ class _Batches:
         self.iters = (self.n + bs - 1) // bs
 
     def epoch(self, epoch: int):
-        if self.stream:
-            return self.data.epoch_batches(self.loader, epoch)
-        return _tensor_batches(self.data, self.seed, epoch, self.bs, self.device)
+        """(x, y, mix) batches of schedule epoch `epoch` (mix: the batch's mixup draws, or None)."""
+        if not self.stream:
+            return _tensor_batches(self.data, self.seed, epoch, self.bs, self.device, self.mixup)
+        batches = self.data.epoch_batches(self.loader, epoch)
+        return self._stream_mixed(batches, epoch) if self.mixup else ((x, y, None) for x, y in batches)
+
+    def _stream_mixed(self, batches, epoch: int):
+        g = epoch_generator(self.seed, epoch)
+        torch.randperm(self.n, generator=g)                      # what stream.EpochSampler.order draws first:
+        torch.randint(0, SEED_HIGH, (self.n,), generator=g)      # the permutation, then one seed per sample
+        for x, y in batches:
+            yield x, y, _on(mixup_draws(g, x.shape[0], self.mixup), self.device)
 
     def test_accuracy(self, model: nn.Module) -> float:
         if self.stream:
@@ -137,7 +173,7 @@ def train_one(spec: TrainSpec, data: TensorData | StreamData, device: torch.devi
     r = spec.recipe
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=r.momentum, weight_decay=r.weight_decay,
                           nesterov=r.nesterov and r.momentum > 0)
-    src = _Batches(data, spec.seed, r.batch_size, device)
+    src = _Batches(data, spec.seed, r.batch_size, device, r.mixup)
     iters = src.iters
     kept: dict[int, dict[str, torch.Tensor]] = {}
     if 0 in spec.keep_epochs:
@@ -150,11 +186,13 @@ def train_one(spec: TrainSpec, data: TensorData | StreamData, device: torch.devi
         bar = tqdm(total=spec.epochs, desc="  epochs", leave=False, unit="ep")
     for epoch in range(spec.epochs):
         sched_epoch = spec.schedule_offset + epoch
-        for it, (xb, yb) in enumerate(src.epoch(sched_epoch)):
+        for it, (xb, yb, mix) in enumerate(src.epoch(sched_epoch)):
             for group in opt.param_groups:
                 group["lr"] = spec.lr * r.lr_factor(sched_epoch + it / iters)
+            if mix is not None:
+                xb = mix[0] * xb + (1 - mix[0]) * xb[mix[1]]
             with dev.autocast(device):
-                loss = F.cross_entropy(model(xb.contiguous(memory_format=fmt)), yb)
+                loss = mixed_loss(model(xb.contiguous(memory_format=fmt)), yb, mix, r.label_smoothing)
             if not torch.isfinite(loss):
                 diverged = True
                 break

@@ -91,7 +91,7 @@ def test_grid_loss_at_origin_is_the_final_weights_loss(bn):
     assert float(grid[1, 1]) == pytest.approx(want, rel=1e-5)
     assert ev.state_loss(final) == pytest.approx(want, rel=1e-5)
     assert float(grid.min()) > 0 and torch.isfinite(grid).all()
-    assert not torch.allclose(grid[0, 0], grid[1, 1])
+    assert float(grid.max() - grid.min()) > 1e-3          # the plane moves the loss (not one corner: it may tie)
 
 
 def test_masked_weights_stay_zero_at_every_grid_point():

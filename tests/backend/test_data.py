@@ -1,6 +1,3 @@
-import pickle
-
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -8,29 +5,8 @@ from PIL import Image
 from lth_audit.backend.data import DATASETS, load_dataset, load_mnist1d
 
 
-def _write_cifar(root, n_train=20, n_test=10):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-
-    def batch(n, tag):
-        # the real files are Python 2 pickles whose str keys load as str with encoding="latin1"
-        return {"batch_label": tag, "labels": rng.integers(0, 10, n).tolist(),
-                "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                "filenames": [f"{tag}-{i}.png" for i in range(n)]}
-
-    for i in range(1, 6):
-        with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump(batch(n_train // 5, f"train{i}"), f)
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump(batch(n_test, "test"), f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": 4,
-                     "num_vis": 3072}, f)
-
-
-def test_cifar_loader_on_written_batches(tmp_path):
-    _write_cifar(tmp_path)
+def test_cifar_loader_on_written_batches(tmp_path, write_cifar):
+    write_cifar(tmp_path)
     d = load_dataset("cifar10", tmp_path)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (10, 3, 32, 32)
     assert d.y_train.dtype == torch.long and d.num_classes == 10 and d.augment == "crop-flip"

@@ -73,3 +73,46 @@ def test_plan_command_reports_bad_file(tmp_path, capsys, write_exp):
     path = write_exp(tmp_path, sparsities=[0.5])
     assert main(["plan", str(path)]) == 2
     assert "sparsities.0" in capsys.readouterr().err
+
+
+def _exp(arch="resnet20", dataset="cifar10", extra=""):
+    return parse_experiment(f"name: x\narch: {arch}\ndataset: {dataset}\nlrs: [0.1]\nsettings: [pretrain]\n"
+                            f"out: x.jsonl\n{extra}", "x.yaml")
+
+
+def test_presets_are_table_c1_with_its_per_arch_fields():
+    assert _exp("vgg16").recipe_obj.warmup_epochs == 75                     # "0 (75 for VGG-16)"
+    assert _exp("resnet20").recipe_obj.warmup_epochs == 0
+    assert _exp("vgg16", extra="warmup_epochs: 0\n").recipe_obj.warmup_epochs == 0   # the file's key wins
+    assert _exp("vgg16", "tiny-imagenet").recipe_obj.warmup_epochs == 20
+    r = _exp("resnet50", "imagenet").recipe_obj
+    assert (r.warmup_epochs, r.label_smoothing, r.mixup, r.init) == (8, 0.1, 0.2, "paper")
+    r = _exp("resnet50", "imagenet", "warmup_epochs: 5\nlabel_smoothing: 0\nmixup: 0\ninit: pytorch\n").recipe_obj
+    assert (r.warmup_epochs, r.label_smoothing, r.mixup, r.init) == (5, 0.0, 0.0, "pytorch")
+    with pytest.raises(InputError, match="init"):
+        _exp(extra="init: xavier\n")
+
+
+# Hashes of these files before `init`, `label_smoothing` and `mixup` existed (computed at 4dd05f6).
+OLD_HASHES = {("resnet20", "cifar10"): "976e3144bf95",
+              ("mobilenet-v1", "cifar10"): "713db0f5afbe", ("vgg16", "cifar10"): "9d823ee53766",
+              ("mobilenet-v1", "imagenet"): "c71571d0533b"}
+
+
+def test_config_hash_follows_what_trains():
+    old = OLD_HASHES
+    assert _exp("mlp", "mnist1d").config_hash() == "8edeb82e6fca"                   # the demo's arch: unchanged
+    # fields left at values that do not change training keep the old hash
+    assert _exp("mobilenet-v1").config_hash() == old[("mobilenet-v1", "cifar10")]   # paper init = PyTorch's
+    assert _exp(extra="init: pytorch\n").config_hash() == old[("resnet20", "cifar10")]
+    assert _exp(extra="init: pytorch\nlabel_smoothing: 0\nmixup: 0\n").config_hash() == old[("resnet20", "cifar10")]
+    # what changes training changes it
+    assert _exp().config_hash() != old[("resnet20", "cifar10")]                      # the paper's init
+    assert _exp(extra="init: pytorch\nmixup: 0.2\n").config_hash() != old[("resnet20", "cifar10")]
+    assert _exp("mobilenet-v1", "imagenet").config_hash() != old[("mobilenet-v1", "imagenet")]   # smoothing, mixup
+    assert _exp("mobilenet-v1", "imagenet", "label_smoothing: 0\nmixup: 0\n").config_hash() == \
+        old[("mobilenet-v1", "imagenet")]
+    assert _exp("vgg16", extra="init: pytorch\nwarmup_epochs: 0\n").config_hash() != old[("vgg16", "cifar10")]
+    # a per-arch preset field counts as written: stating the preset's value is the same experiment
+    assert _exp("vgg16").config_hash() == _exp("vgg16", extra="warmup_epochs: 75\n").config_hash()
+    assert _exp("vgg16").config_hash() != _exp("vgg16", extra="warmup_epochs: 0\n").config_hash()

@@ -78,3 +78,57 @@ def test_register_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _std(model, name):
+    return float(model.state_dict()[name].std())
+
+
+@pytest.mark.parametrize("init,want", [("paper", (2 / (16 * 9)) ** 0.5), ("pytorch", 1 / (3 * 16 * 9) ** 0.5)])
+def test_resnet20_conv_std_under_both_inits(init, want):
+    """A 3x3 conv 16 -> 16: kaiming-normal fan_out (the released resnet20_cifar.py), std sqrt(2/144) = 0.118;
+    PyTorch's default kaiming-uniform(a=sqrt 5), std 1/sqrt(3 * 144) = 0.048. 2304 weights: std within 5 %."""
+    m = build_model("resnet20", "cifar10", seed=0, init=init)
+    for name in ("layer1.0.conv1.weight", "layer1.2.conv2.weight"):
+        assert _std(m, name) == pytest.approx(want, rel=0.05)
+    bn = [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]
+    assert bn and all(torch.all(b.weight == 1) and torch.all(b.bias == 0) for b in bn)
+    assert _std(m, "fc.weight") == pytest.approx(1 / (3 * 64) ** 0.5, rel=0.1)      # the classifier as built
+
+
+def test_paper_init_of_each_family():
+    vgg = build_model("vgg16", "cifar10", seed=0)
+    assert _std(vgg, "features.3.weight") == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.03)   # fan_out 64*9
+    assert _std(vgg, "fc.weight") == pytest.approx(0.01, rel=0.1) and torch.all(vgg.fc.bias == 0)
+    r32 = build_model("resnet32", "cifar10", seed=0)
+    assert _std(r32, "layer3.0.downsample.0.weight") == pytest.approx((2 / 128) ** 0.5, rel=0.05)
+    assert _std(r32, "fc.weight") == pytest.approx(0.01, rel=0.15)
+    r50 = build_model("resnet50", "imagenet", seed=0)   # the released ImageNet code: kaiming-normal fan_in
+    assert _std(r50, "layer1.0.conv2.weight") == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.03)
+    cnn = build_model("cnn1d", "mnist1d", seed=0)       # MNIST-1D models: ResNet-20's scheme
+    assert _std(cnn, "conv2.weight") == pytest.approx((2 / (25 * 3)) ** 0.5, rel=0.1) and torch.all(cnn.conv2.bias == 0)
+    for arch, ds in (("mlp", "mnist1d"), ("mobilenet-v1", "cifar10")):   # nothing to draw: the defaults
+        a, b = build_model(arch, ds, seed=4), build_model(arch, ds, seed=4, init="pytorch")
+        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    with pytest.raises(ValueError, match="unknown init"):
+        build_model("mlp", "mnist1d", init="xavier")
+
+
+@pytest.mark.parametrize("arch", [n for n in REGISTRY if REGISTRY[n].default_dataset == "cifar10"])
+def test_paper_init_is_a_function_of_the_seed(arch):
+    torch.manual_seed(123)
+    a = build_model(arch, "cifar10", width=0.25, seed=7).state_dict()
+    torch.manual_seed(456)
+    b = build_model(arch, "cifar10", width=0.25, seed=7).state_dict()
+    c = build_model(arch, "cifar10", width=0.25, seed=8).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_vgg16_is_the_released_cifar_vgg():
+    m = build_model("vgg16", "cifar10", device="meta")
+    convs = [mod for mod in m.modules() if isinstance(mod, nn.Conv2d)]
+    assert len(convs) == 13 and all(c.bias is None for c in convs)
+    assert sum(isinstance(mod, nn.MaxPool2d) for mod in m.modules()) == 4   # the last map (2x2) is averaged
+    assert count_params("vgg16", "cifar10") == 14_724_042                    # Table 2: 14.72M
+    assert build_model("vgg16", "cifar10", seed=0)(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lth_audit.backend.models import build_model, entry
-from lth_audit.backend.pruning import (full_mask, imp_round, imp_sparsity, magnitude_prune, omp_mask,
+from lth_audit.backend.pruning import (dense_names, full_mask, imp_round, imp_sparsity, magnitude_prune, omp_mask,
                                        prunable_names, sparsity_of)
 
 
@@ -53,3 +53,17 @@ def test_imp_grid():
     assert [imp_round(s) for s in (0.59, 0.832, 0.914, 0.945, 0.956)] == [4, 8, 11, 13, 14]
     with pytest.raises(ValueError, match="not on the IMP grid"):
         imp_round(0.6)
+
+
+def test_paper_profiles_and_the_layers_they_leave_dense():
+    """ResNet-32's released profile ranks no downsample conv; ResNet-20's, ResNet-18's and ResNet-50's do."""
+    m = build_model("resnet32", "cifar10", device="meta")
+    assert dense_names(m, entry("resnet32").dense) == ["conv1.weight", "layer2.0.downsample.0.weight",
+                                                        "layer3.0.downsample.0.weight", "fc.weight"]
+    assert len(prunable_names(m, entry("resnet32").dense)) == 30              # 15 blocks x 2 convs
+    r20 = build_model("resnet20", "cifar10", device="meta")
+    assert dense_names(r20, entry("resnet20").dense) == ["conv1.weight", "fc.weight"]
+    r50 = build_model("resnet50", "imagenet", device="meta")
+    names = prunable_names(r50, entry("resnet50").dense)
+    assert "layer1.0.downsample.0.weight" in names and len(names) == 52      # the released resnet_global.yaml
+    assert dense_names(build_model("mlp", "mnist1d", device="meta"), entry("mlp").dense) == ["fc.weight"]

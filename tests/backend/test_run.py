@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lth_audit.cli import main
+from lth_audit.correlation import correlation_indicator
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import count_params, search_width
 from lth_audit.backend.run import Runner
@@ -22,10 +23,15 @@ def test_tiny_experiment_end_to_end(tmp_path, capsys, write_exp):
     res = load_records([tmp_path / "tiny.jsonl"])
     assert not res.problems
     recs = {r.run_id: r for r in res.records}
-    assert {r.setting for r in recs.values()} == set(Setting)
+    assert {r.setting for r in recs.values()} == set(load_experiment(path).settings)   # every setting asked
     lt = recs["tiny/mlp-lt-imp-s0.36-lr0.05-seed0"]
     assert lt.sparsity == 0.36 and lt.mask_lr == 0.05 and lt.r_p.p == 0.1 and lt.r_p.init is not None
-    assert recs["tiny/mlp-rr-imp-s0.36-lr0.05-seed0"].r_p.reinit is not None
+    assert lt.r_p.init_pretrained is not None and lt.r_p.reinit is None and lt.r_p.dense is None
+    rr = recs["tiny/mlp-rr-imp-s0.36-lr0.05-seed0"]
+    assert rr.r_p.reinit is not None and rr.r_p.reinit_pretrained is not None and rr.r_p.init is None
+    assert recs["tiny/mlp-pretrain-s0-lr0.05-seed0"].r_p.dense is not None
+    assert all(r.r_p is None for r in recs.values() if r.setting.value[:3] in ("sdt", "wr-"))
+    assert all(r.meta["dense_layers"] == ["fc.weight"] and r.meta["init"] == "pytorch" for r in recs.values())
     wr = recs["tiny/mlp-wr-omp-s0.36-lr0.05-seed0"]
     assert wr.rewind_epoch == 1 and wr.epochs == 1
     sdt = recs["tiny/mlp-sdt-s0.36-lr0.05-seed0"]
@@ -41,10 +47,29 @@ def test_tiny_experiment_end_to_end(tmp_path, capsys, write_exp):
     mask = torch.load(ck / "masks" / "imp-k2-lr0.05-seed0.pt", weights_only=True)
     final = torch.load(ck / "runs" / "tiny__mlp-lt-imp-s0.36-lr0.05-seed0" / "final.pt", weights_only=True)
     assert torch.all(final["fc1.weight"][mask["fc1.weight"] == 0] == 0)
+    # R_p's pairings, recomputed from the checkpoints: own θT and the pretrain run's θT, under the mask
+    theta0 = torch.load(ck / "init" / "seed0.pt", weights_only=True)
+    pre = torch.load(ck / "runs" / "tiny__mlp-pretrain-s0-lr0.05-seed0" / "final.pt", weights_only=True)
+    names = list(mask)
+    pick = lambda sd: {n: sd[n] for n in names}  # noqa: E731
+    assert lt.r_p.init == round(correlation_indicator(pick(theta0), pick(final), 0.1, mask), 6)
+    assert lt.r_p.init_pretrained == round(correlation_indicator(pick(theta0), pick(pre), 0.1, mask), 6)
+    assert recs["tiny/mlp-pretrain-s0-lr0.05-seed0"].r_p.dense == \
+        round(correlation_indicator(pick(theta0), pick(pre), 0.1), 6)
     # a second call trains nothing
     capsys.readouterr()
     assert main(["run", str(path), "--quiet", "--device", "cpu"]) == 0
     assert "trained 0 runs" in capsys.readouterr().out
+
+
+def test_records_written_before_the_new_r_p_fields_load_and_keep_their_meaning():
+    from lth_audit.records import RunRecord
+
+    old = {"schema": "lth-audit.run/1", "run_id": "a", "arch": "resnet20", "dataset": "cifar10",
+           "setting": "lt-imp", "sparsity": 0.59, "lr": 0.1, "epochs": 160, "seed": 0, "top1": 90.0,
+           "r_p": {"p": 0.1, "init": 0.3, "reinit": None}}
+    r = RunRecord.model_validate(old).r_p
+    assert (r.init, r.reinit, r.init_pretrained, r.reinit_pretrained, r.dense) == (0.3, None, None, None, None)
 
 
 def test_cpu_records_are_identical_across_runs(tmp_path, write_exp):

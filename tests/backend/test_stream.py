@@ -133,3 +133,24 @@ def test_tiny_imagenet_streams_with_its_val_layout(tmp_path):
     assert x.shape == (1, 3, 64, 64) and y.tolist() == [1]
     xb, yb = next(iter(_order(d, 0, 0)))
     assert xb.shape == (4, 3, 64, 64) and sorted(yb.tolist()) == [0, 0, 1, 1]
+
+
+def test_streamed_mixup_draws_follow_the_samplers_draws(tmp_path, monkeypatch):
+    """jobs.py: on streamed data the mixup draws of an epoch follow the sampler's permutation and N seeds."""
+    import lth_audit.backend.stream as stream
+    from lth_audit.backend.jobs import epoch_generator
+    from lth_audit.backend.train import _Batches, mixup_draws
+
+    d = load_stream("imagenet", _tree(tmp_path), image_size=16, num_workers=0)
+    made = []
+
+    def spy(seed, epoch):
+        made.append(epoch_generator(seed, epoch))
+        return made[-1]
+
+    monkeypatch.setattr(stream, "epoch_generator", spy)
+    stream.EpochSampler(d.n_train, 0, 3).order()
+    want = [mixup_draws(made[0], b, 0.2) for b in (4, 4, 4, 4, 2)]     # 18 samples in batches of 4
+    got = [mix for _, _, mix in _Batches(d, 0, 4, torch.device("cpu"), mixup=0.2).epoch(3)]
+    assert [m[0] for m in got] == [m[0] for m in want]
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(got, want))

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -98,3 +99,35 @@ def test_lr_is_set_per_iteration(small, monkeypatch):
     train_one(TrainSpec(build_model("mlp", "mnist1d", seed=0), 1.0, 0, r, 2), small)
     expected = [r.lr_factor(e + i / 2) for e in range(2) for i in range(2)]
     assert seen == pytest.approx(expected)
+
+
+def test_label_smoothing_and_mixup_follow_the_documented_draws(small):
+    """One full-batch SGD step by hand, from jobs.py's words: permutation, shift draws, then the mixup draws
+    (two Gamma(α) for λ, then the partner permutation), smoothed cross-entropy written out."""
+    from lth_audit.backend.jobs import epoch_generator
+
+    model = build_model("mlp", "mnist1d", seed=0)
+    eps, alpha, lr, n = 0.1, 0.4, 0.1, small.x_train.shape[0]
+    r = recipe("mnist1d", epochs=1, batch_size=n, momentum=0.0, weight_decay=0.0, label_smoothing=eps, mixup=alpha)
+    out = train_one(TrainSpec(model, lr, 3, r, 1), small)
+
+    g = epoch_generator(3, 0)
+    perm = torch.randperm(n, generator=g)
+    x = augment_batch(small.x_train[perm], "shift", g)
+    y = small.y_train[perm]
+    gx, gy = torch._standard_gamma(torch.full((2,), alpha, dtype=torch.float64), generator=g).tolist()
+    lam = gx / (gx + gy)
+    q = torch.randperm(n, generator=g)
+    ref = copy.deepcopy(model)
+    logp = torch.log_softmax(ref(lam * x + (1 - lam) * x[q]), 1)
+
+    def smoothed(t):
+        return (1 - eps) * -logp.gather(1, t[:, None])[:, 0] + eps * -logp.mean(1)
+
+    (lam * smoothed(y) + (1 - lam) * smoothed(y[q])).mean().backward()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p -= lr * p.grad
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(out.state[k], v, atol=2e-6, rtol=0)
+    assert 0 < lam < 1

@@ -83,12 +83,29 @@ def test_batchnorm_model_matches_train_one(mnist1d):
     assert int(outs[0].state["bn1.num_batches_tracked"]) == 2 * 12
 
 
-def test_conv2d_batchnorm_crop_flip_matches_train_one():
+MIXED = {"label_smoothing": 0.1, "mixup": 0.2}
+"""The imagenet preset's label smoothing and mixup."""
+
+
+def test_label_smoothing_and_mixup_match_train_one_run_major(mnist1d):
+    """Run-major rows (mlp): per-run λ and partners, shift draws before mixup draws, a partial last batch."""
+    rc = recipe("mnist1d", epochs=2, batch_size=128, **MIXED)
+    specs = specs_for("mlp", (0.02, 0.2), (0, 1), rc=rc, keep_best=True)
+    specs[3].schedule_offset = 1
+    outs = check_equivalent(specs, as_dtype(mnist1d, torch.float32, "shift"), atol=1e-5)
+    plain = train_one(specs_for("mlp", (0.02,), (0,), rc=recipe("mnist1d", epochs=2, batch_size=128))[0],
+                      as_dtype(mnist1d, torch.float32, "shift"))
+    assert not torch.equal(plain.state["fc1.weight"], outs[0].state["fc1.weight"])   # the fields did change training
+
+
+@pytest.mark.parametrize("extra", [{}, MIXED], ids=["plain", "smoothing+mixup"])
+def test_conv2d_batchnorm_crop_flip_matches_train_one(extra):
+    """Sample-major rows (grouped convolutions, BatchNorm over R*C channels), 4-D inputs, last batch partial."""
     g = torch.Generator().manual_seed(0)
     data = TensorData(torch.randn(96, 3, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 4, (96,), generator=g),
                       torch.randn(40, 3, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 4, (40,), generator=g),
                       4, "crop-flip")
-    rc = recipe("cifar", epochs=2, batch_size=32)
+    rc = recipe("cifar", epochs=2, batch_size=40, **extra)
     specs = []
     for i, lr in enumerate((0.01, 0.1, 0.3)):
         torch.manual_seed(i)
