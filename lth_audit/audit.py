@@ -108,7 +108,7 @@ class ClaimResult(BaseModel):
     witnesses: list[Witness]
     observations: Observations
     cells: list[CellSummary]
-    r_p: list[dict[str, float]]
+    r_p: list[dict[str, object]]      # Figure 4's points: lr, p, value, reinit (0/1), pairing (pretrained | own)
     hint: str = ""                     # what the records do have, when the ticket has none
     paths: list[dict[str, object]] = []   # per ticket run: test error along the linear path to its twin (SPEC §6)
 
@@ -252,13 +252,18 @@ def _observations(records: Sequence[RunRecord], claim: Claim, ev: TicketEvidence
                         mask_beats_random=beats, stable=stable)
 
 
-def _r_p(records: Sequence[RunRecord], ev: TicketEvidence) -> list[dict[str, float]]:
+def _r_p(records: Sequence[RunRecord], ev: TicketEvidence) -> list[dict[str, object]]:
+    """R_p of the ticket's and its RR's runs for Figure 4: against the pretrained θT (the paper's pairing)
+    where recorded, else against the run's own θT (records written before both were kept)."""
     ids = {i for role in ("ticket", "rr") for c in ev.groups.get(role, ()) for i in c.run_ids}
-    rows = []
+    rows: list[dict[str, object]] = []
     for r in sorted((r for r in records if r.run_id in ids and r.r_p is not None), key=lambda r: (r.lr, r.run_id)):
-        value = r.r_p.init if r.r_p.init is not None else r.r_p.reinit
+        reinit = r.setting.value.startswith("rr-")
+        pretrained = r.r_p.reinit_pretrained if reinit else r.r_p.init_pretrained
+        own = r.r_p.reinit if reinit else r.r_p.init
+        value, pairing = (pretrained, "pretrained") if pretrained is not None else (own, "own")
         if value is not None:
-            rows.append({"lr": r.lr, "p": r.r_p.p, "value": value, "reinit": float(r.setting.value.startswith("rr-"))})
+            rows.append({"lr": r.lr, "p": r.r_p.p, "value": value, "reinit": float(reinit), "pairing": pairing})
     return rows
 
 

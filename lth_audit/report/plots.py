@@ -3,7 +3,9 @@
 * Figure 3 (`accuracy_spec`): accuracy vs learning rate (log x) for pretraining, the ticket (LT), its
   random reinitialisation (RR) and the small-dense network (SDT) at the claim's sparsity, with the seed
   spread (min–max of the seeds) as error bars and the thresholds as bands.
-* Figure 4 (`correlation_spec`): R_p vs learning rate for LT and RR, with a line at p.
+* Figure 4 (`correlation_spec`): R_p vs learning rate for LT and RR, with a line at p: against the
+  pretrained θT (the paper's pairing, solid) where records carry it, else against each run's own θT
+  (dotted, older records); the legend says which.
 
 A claim is first reduced to a *spec*: the plain numbers and labels its plot shows. The spec is the
 plot's identity (claims with identical evidence share one plot, keyed by a hash of the spec) and what
@@ -186,15 +188,17 @@ def correlation_spec(r: ClaimResult) -> tuple[str, dict[str, Any]] | None:
         return None
     method = r.setting.split("-")[1].upper()
     series = []
-    for reinit, label, colour, marker in ((0.0, f"LT-{method}", "#d62728", "o"), (1.0, f"RR-{method}", "#1f77b4", "^")):
-        pts: dict[float, list[float]] = {}
-        for row in r.r_p:
-            if row["reinit"] == reinit:
-                pts.setdefault(row["lr"], []).append(row["value"])
-        if pts:
-            xs = sorted(pts)
-            rows = [[x, sum(pts[x]) / len(pts[x]), min(pts[x]), max(pts[x])] for x in xs]
-            series.append([label, colour, marker, rows])
+    for reinit, name, colour, marker in ((0.0, f"LT-{method}: θ0", "#d62728", "o"),
+                                         (1.0, f"RR-{method}: θ'0", "#1f77b4", "^")):
+        for pairing, against, style in (("pretrained", "pretrained θT", "-"), ("own", "its own θT", ":")):
+            pts: dict[float, list[float]] = {}
+            for row in r.r_p:
+                if row["reinit"] == reinit and row["pairing"] == pairing:
+                    pts.setdefault(row["lr"], []).append(row["value"])
+            if pts:
+                xs = sorted(pts)
+                rows = [[x, sum(pts[x]) / len(pts[x]), min(pts[x]), max(pts[x])] for x in xs]
+                series.append([f"{name} vs {against}", colour, marker, style, rows])
     spec = {"series": series, "p": sorted({row["p"] for row in r.r_p}), "lrs": sorted({row["lr"] for row in r.r_p})}
     return _key("rp", spec), spec
 
@@ -499,8 +503,8 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
 def _draw_correlation(spec: dict[str, Any]) -> str:
     cv = _canvas("rp")
     ax = cv.reset()
-    for label, colour, marker, rows in spec["series"]:
-        _errorbar(cv, rows, label=label, color=colour, marker=marker)
+    for label, colour, marker, style, rows in spec["series"]:
+        _errorbar(cv, rows, label=label, color=colour, marker=marker, linestyle=style)
     for p in spec["p"]:
         cv.owned.append(ax.axhline(p, color="#444444", linewidth=0.7, linestyle="--",
                                    label=f"p = {p:g} (no correlation)"))

@@ -43,3 +43,22 @@ def test_rounding_never_pushes_r_p_above_one():
     # 5 weights a layer at p = 0.3: k = round(1.5) = 2 > p * 5; identical weights must give exactly 1.
     w = {f"l{i}": np.arange(1.0, 6.0) for i in range(3)}
     assert correlation_indicator(w, w, p=0.3) == 1.0
+
+
+def test_figure4_uses_the_papers_pairing_where_recorded_and_says_which():
+    from lth_audit.audit import audit_claim
+
+    from .factories import JACKPOT, cifar10, claim, grid, two_seeds
+
+    records = []
+    for r in grid(two_seeds(JACKPOT)):
+        if r.setting.value == "lt-imp":
+            r = r.model_copy(update={"r_p": {"p": 0.1, "init": 0.5, "init_pretrained": 0.3}})
+        elif r.setting.value == "rr-imp":   # an older record: only the own pairing
+            r = r.model_copy(update={"r_p": {"p": 0.1, "reinit": 0.12}})
+        records.append(r)
+    rows = audit_claim(claim(), [type(r).model_validate(r.model_dump(by_alias=True)) for r in records],
+                       cifar10()).r_p
+    lt = {(row["value"], row["pairing"]) for row in rows if row["reinit"] == 0.0}
+    rr = {(row["value"], row["pairing"]) for row in rows if row["reinit"] == 1.0}
+    assert lt == {(0.3, "pretrained")} and rr == {(0.12, "own")}
