@@ -47,18 +47,18 @@ def test_rounding_never_pushes_r_p_above_one():
 
 def test_figure4_uses_the_papers_pairing_where_recorded_and_says_which():
     from lth_audit.audit import audit_claim
+    from lth_audit.records import CorrelationIndicator
 
     from .factories import JACKPOT, cifar10, claim, grid, two_seeds
 
     records = []
     for r in grid(two_seeds(JACKPOT)):
         if r.setting.value == "lt-imp":
-            r = r.model_copy(update={"r_p": {"p": 0.1, "init": 0.5, "init_pretrained": 0.3}})
+            r = r.model_copy(update={"r_p": CorrelationIndicator(p=0.1, init=0.5, init_pretrained=0.3)})
         elif r.setting.value == "rr-imp":   # an older record: only the own pairing
-            r = r.model_copy(update={"r_p": {"p": 0.1, "reinit": 0.12}})
+            r = r.model_copy(update={"r_p": CorrelationIndicator(p=0.1, reinit=0.12)})
         records.append(r)
-    rows = audit_claim(claim(), [type(r).model_validate(r.model_dump(by_alias=True)) for r in records],
-                       cifar10()).r_p
+    rows = audit_claim(claim(), records, cifar10()).r_p
     lt = {(row["value"], row["pairing"]) for row in rows if row["reinit"] == 0.0}
     rr = {(row["value"], row["pairing"]) for row in rows if row["reinit"] == 1.0}
     assert lt == {(0.3, "pretrained")} and rr == {(0.12, "own")}
