@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .conditions import PROFILES, ProfileName
-from .inputfiles import FILES_SETTING, InputLimits, Unreadable, check_regular, expand
+from .inputfiles import FILES_SETTING, InputLimits, Unreadable, check_regular, expand, walk_files
 from .records import DatasetName, InputError, Problem, RunRecord, Setting, load_records
 from .thresholds import MissingThresholds, ThresholdOverrides, Thresholds, resolve
 from .yamlfile import YamlDoc, load_yaml
@@ -115,9 +115,10 @@ class ClaimFile:
 def _resolve(path: Path, key: str, patterns: list[str], doc: YamlDoc,
              limits: InputLimits) -> tuple[list[Path], list[Problem]]:
     """The files `patterns` (relative to the claim file, globs allowed) name, each real file once (symlinks
-    resolved, first name kept); a pattern matching nothing, or something that is not a file, is a problem."""
+    and hard links resolved, first name kept); a pattern matching nothing, or something that is not a
+    file, is a problem."""
     files: list[Path] = []
-    real: set[str] = set()
+    real: set[tuple[int, int]] = set()
     problems = []
     for i, pattern in enumerate(patterns):
         try:
@@ -129,11 +130,10 @@ def _resolve(path: Path, key: str, patterns: list[str], doc: YamlDoc,
             problems.append(doc.problem((key, i), f"no file matches {pattern!r} (relative to {path.parent})"))
         for p in found:
             try:
-                check_regular(p)
+                target = check_regular(p)
             except Unreadable as exc:
                 problems.append(doc.problem((key, i), f"{p}: {exc}"))
                 continue
-            target = os.path.realpath(p)
             if target not in real:
                 real.add(target)
                 files.append(p)
@@ -195,12 +195,16 @@ def is_claim_file(path: Path) -> bool:
     return path.name.endswith(CLAIM_SUFFIXES)
 
 
-def find_claim_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Claim files named directly, and every claim file under the folders named, in sorted order."""
+def find_claim_files(paths: Iterable[str | os.PathLike[str]], limits: InputLimits | None = None) -> list[Path]:
+    """Claim files named directly, and every claim file under the folders named, in sorted order (a folder
+    walk that meets a loop or passes the limits is an InputError)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_claim_file(q)))
+            try:
+                found.extend(walk_files(p, limits or InputLimits(), lambda name: name.endswith(CLAIM_SUFFIXES)))
+            except Unreadable as exc:
+                raise InputError([Problem(str(p), None, None, f"cannot walk the folder: {exc}")]) from None
         else:
             found.append(p)
     return found

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
-from .claims import is_claim_file, load_claim_file, merged_landscapes, merged_records
+from .claims import CLAIM_SUFFIXES, is_claim_file, load_claim_file, merged_landscapes, merged_records
 from .exitcodes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, run_guarded
 from .inputfiles import Unreadable, walk_files
 from .options import add_limit_options, add_threshold_options, limits_from, overrides_from
@@ -56,6 +56,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def _validated(name: str) -> bool:
+    return name.endswith((".jsonl", *CLAIM_SUFFIXES))
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     limits = limits_from(args)
     problems: list[Problem] = []
@@ -65,7 +69,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             problems.append(Problem(str(p), None, None, "no such file or folder"))
             continue
         try:
-            files = walk_files(p, limits) if p.is_dir() else [p]
+            files = walk_files(p, limits, _validated) if p.is_dir() else [p]
         except Unreadable as exc:
             problems.append(Problem(str(p), None, None, f"cannot walk the folder: {exc}"))
             continue

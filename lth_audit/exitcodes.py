@@ -29,12 +29,17 @@ class CommandError(Exception):
     held): exit 2 with this message."""
 
 
+INTERRUPTIONS = (KeyboardInterrupt, OSError, MemoryError, RuntimeError)
+"""What stops a long command in the middle (Ctrl-C, a full disk, out of memory, CUDA errors)."""
+
+
 @contextmanager
 def kept(note: str) -> Iterator[None]:
-    """Say what survives when the block is interrupted or fails (`note` joins the one-line message)."""
+    """Say what survives when the block is interrupted (`note` joins the one-line message). Bad input
+    is not an interruption: its message says what to fix."""
     try:
         yield
-    except BaseException as exc:
+    except INTERRUPTIONS as exc:
         if not hasattr(exc, _KEPT):
             setattr(exc, _KEPT, note)
         raise

@@ -11,7 +11,7 @@ import fnmatch
 import glob
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +50,15 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_regular(path: str | os.PathLike[str]) -> None:
-    """Unreadable unless `path` (symlinks followed) is a regular file."""
+def check_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(device, inode) of `path` (symlinks followed: one key per real file); Unreadable unless a regular file."""
     try:
-        mode = os.stat(path).st_mode
+        st = os.stat(path)
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
-    if not stat.S_ISREG(mode):
-        raise Unreadable(f"{_kind(mode)}, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise Unreadable(f"{_kind(st.st_mode)}, not a file")
+    return st.st_dev, st.st_ino
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, setting: str = BYTES_SETTING) -> bytes:
@@ -69,17 +70,22 @@ def read_bounded(path: str | os.PathLike[str], limit: int, setting: str = BYTES_
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise Unreadable(f"{_kind(mode)}, not a file")
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable(f"{_kind(st.st_mode)}, not a file")
+        data = bytearray()
         try:
-            data = f.read(limit + 1)
+            while len(data) <= limit:
+                chunk = f.read(min(limit + 1 - len(data), max(st.st_size + 1 - len(data), 1 << 16)))
+                if not chunk:
+                    break
+                data += chunk
         except OSError as exc:
             raise Unreadable(exc.strerror or str(exc)) from exc
     if len(data) > limit:
         raise Unreadable(f"larger than {limit:,} bytes ({setting})")
-    return data
+    return bytes(data)
 
 
 class _Walk:
@@ -127,8 +133,9 @@ class _Walk:
                     continue
                 key = (st.st_dev, st.st_ino)
                 if key in ancestors:
-                    raise Unreadable(f"folder loop: {e.path} leads back to {os.path.realpath(e.path)}, which "
-                                     f"contains it; remove the link or narrow the pattern")
+                    raise Unreadable(f"folder loop: {os.path.normpath(e.path)} leads back to "
+                                     f"{os.path.realpath(e.path)}, which contains it; remove the link or narrow "
+                                     f"the pattern")
                 if key not in seen:
                     seen.add(key)
                     subs.append((e.path, (*ancestors, key)))
@@ -189,21 +196,23 @@ def expand(pattern: str, base: Path, limits: InputLimits) -> list[Path]:
                 match(e.path, more)
 
     match(root, parts[first:])
-    return sorted(Path(p) for p in dict.fromkeys(found))
+    return [Path(p) for p in sorted(set(found))]
 
 
-def walk_files(top: Path, limits: InputLimits) -> list[Path]:
-    """Every regular file under the folder `top` (hidden ones too), sorted; at most `limits.max_files`."""
+def walk_files(top: Path, limits: InputLimits, wanted: Callable[[str], bool]) -> list[Path]:
+    """Every regular file under the folder `top` (hidden ones too) whose name is `wanted`, sorted; at
+    most `limits.max_files` of them, and at most `limits.max_entries` directory entries looked at."""
     walk = _Walk(limits)
     files = []
     for folder in walk.tree(str(top), hidden=True):
         for e in walk.scan(folder):
             try:
-                if e.is_file():
-                    files.append(Path(e.path))
+                if not (wanted(e.name) and e.is_file()):
+                    continue
             except OSError:
                 continue
+            files.append(Path(e.path))
             if len(files) > limits.max_files:
-                raise Unreadable(f"holds more than {limits.max_files:,} files (raise the limit with "
+                raise Unreadable(f"holds more than {limits.max_files:,} such files (raise the limit with "
                                  f"{FILES_SETTING}); name fewer folders")
     return sorted(files)

@@ -40,7 +40,8 @@ def _threshold(name: str, kind: type) -> Callable[[str], Any]:
         try:
             ThresholdOverrides.model_validate({name: value})
         except ValidationError as exc:
-            raise argparse.ArgumentTypeError(f"{exc.errors()[0]['msg'].lower()}, got {text!r}") from None
+            says = exc.errors()[0]["msg"].replace("Input should be", "must be")
+            raise argparse.ArgumentTypeError(f"{says}, got {text!r}") from None
         return value
 
     parse.__name__ = kind.__name__

@@ -6,7 +6,6 @@ import codecs
 import json
 import math
 import os
-import reprlib
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -161,25 +160,34 @@ class InputError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 4
-_REPR.maxlevel = 2
+SHOWN = 60
+"""Characters of a bad value shown in a problem."""
+
+
+def _shown(value: Any) -> str:
+    """A bad value as JSON (what a store line says), cut to SHOWN characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
+
+
+MAX_REPORTED = 50
+"""Problems listed from one validation error; the rest are counted (an alias can repeat one mistake)."""
 
 
 def problems_from_validation(path: str, line: int | None, err: ValidationError,
                              lines: dict[tuple, int] | None = None,
-                             sources: dict[tuple, str] | None = None) -> list[Problem]:
-    """Turn a pydantic error into Problems; `lines` maps a location tuple to a source line, `sources`
-    to the source text there (shown instead of the value, which may be an expanded YAML alias)."""
+                             source: Callable[[tuple], str | None] | None = None) -> list[Problem]:
+    """Turn a pydantic error into Problems; `lines` maps a location tuple to a source line, `source` to
+    the text written there (shown instead of the value, which may be an expanded YAML alias)."""
     out = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors[:MAX_REPORTED]:
         loc = tuple(e["loc"])
         fld = ".".join(str(x) for x in loc) or None
-        reason = e["msg"]
+        reason = e["msg"].removeprefix("Value error, ")
         if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-            got = (sources or {}).get(loc)
-            reason += f" (got {got if got is not None else _REPR.repr(e['input'])})"
+            got = source(loc) if source else None
+            reason += f" (got {got if got is not None else _shown(e['input'])})"
         at = line
         if lines is not None:
             for n in range(len(loc), -1, -1):
@@ -187,6 +195,8 @@ def problems_from_validation(path: str, line: int | None, err: ValidationError,
                     at = lines[loc[:n]]
                     break
         out.append(Problem(path, at, fld, reason))
+    if len(errors) > MAX_REPORTED:
+        out.append(Problem(path, line, None, f"... and {len(errors) - MAX_REPORTED} more problems"))
     return out
 
 
@@ -238,6 +248,8 @@ def _line_problem(raw: bytes) -> tuple[Any, str | None, str | None]:
         data = json.loads(text, parse_constant=lambda c: math.nan, object_pairs_hook=_pairs)
     except json.JSONDecodeError as exc:
         return None, None, _Unparsed(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except ValueError as exc:  # an integer of more than 4300 digits
+        return None, None, f"not valid JSON here: {str(exc).split(';')[0]}"
     except RecursionError:
         return None, None, f"JSON nested too deep (a record is at most {MAX_DEPTH} levels deep)"
     except _DuplicateKey as exc:

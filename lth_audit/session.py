@@ -28,7 +28,7 @@ def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = Non
                 limits: InputLimits | None = None) -> AuditRun:
     """Audit every claim file under `paths`; bad files are returned as problems, the rest still audited."""
     run = AuditRun()
-    files = find_claim_files(paths)
+    files = find_claim_files(paths, limits)
     for f in files:
         if not f.exists():
             run.problems.append(Problem(str(f), None, None, "no such file or folder"))

@@ -40,6 +40,14 @@ class YamlDoc:
     data: Any
     lines: dict[tuple, int] = field(default_factory=dict)
     sources: dict[tuple, str] = field(default_factory=dict)
+    aliased: frozenset[tuple] = frozenset()      # locations written as an alias (`*x`)
+
+    def source(self, loc: tuple) -> str | None:
+        """What the file says at `loc`: a scalar's text, or the alias that the value came from."""
+        if loc in self.sources:
+            return self.sources[loc]
+        alias = next((loc[:n] for n in range(len(loc) - 1, 0, -1) if loc[:n] in self.aliased), None)
+        return None if alias is None else f"{self.sources[alias]}, expanded"
 
     def problem(self, loc: tuple, reason: str) -> Problem:
         at = next((self.lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in self.lines), None)
@@ -50,7 +58,7 @@ class YamlDoc:
         try:
             return model.model_validate(self.data if data is None else data)
         except ValidationError as exc:
-            raise InputError(problems_from_validation(self.path, None, exc, self.lines, self.sources)) from exc
+            raise InputError(problems_from_validation(self.path, None, exc, self.lines, self.source)) from exc
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -98,10 +106,13 @@ class _Loader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError) as exc:  # a timestamp like 2024-13-45, an int of 5000 digits
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - 2024-13-45, 5000 digits, an empty `!!float` or `!!timestamp`
+            value = node.value if isinstance(node, yaml.ScalarNode) else ""
             reason = str(exc).split(";")[0]
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!s:.{SNIPPET}}: {reason}",
-                                                    node.start_mark) from exc
+            what = f"cannot read {value[:SNIPPET]!r} as {node.tag.rsplit(':', 1)[-1]}: {reason}"
+            raise yaml.constructor.ConstructorError(None, None, what, node.start_mark) from exc
 
 
 def _decode(raw: bytes, path: str) -> str:
@@ -138,6 +149,7 @@ class _Document:
         self.loader, self.text, self.path = loader, text, path
         self.lines: dict[tuple, int] = {}
         self.sources: dict[tuple, str] = {}
+        self.aliased: set[tuple] = set()
         self.problems: list[Problem] = []
 
     def snippet(self, start: yaml.Mark, end: yaml.Mark) -> str:
@@ -162,6 +174,7 @@ class _Document:
         else:
             self.lines[loc] = alias[0].line + 1 if isinstance(index, int) else line
             self.sources[loc] = self.snippet(*alias)
+            self.aliased.add(loc)
 
     def _mapping(self, node: yaml.MappingNode, loc: tuple) -> None:
         first: dict[Any, int] = {}
@@ -198,7 +211,7 @@ def parse_yaml(source: str | bytes, path: str) -> YamlDoc:
     finally:
         if loader is not None:
             loader.dispose()
-    return YamlDoc(path, data, doc.lines, doc.sources)
+    return YamlDoc(path, data, doc.lines, doc.sources, frozenset(doc.aliased))
 
 
 def load_yaml(path: str | os.PathLike[str], what: str) -> YamlDoc:

@@ -42,9 +42,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from ..records import RecordStore
     from .experiment import load_experiment
+
+    exp = load_experiment(args.file)   # before torch is imported: a malformed file fails fast
     from .plan import describe, make_plan
 
-    exp = load_experiment(args.file)
     done = RecordStore(exp.out_path).run_ids()
     print(describe(make_plan(exp), done))
     return 0
@@ -52,13 +53,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
-    from .run import Runner
 
     if args.executor == "ray":
         return _cmd_run_ray(args)
     if args.address is not None:
         raise CommandError("--address is for --executor ray")
     exp = load_experiment(args.file)
+    from .run import Runner
+
     with reported(RuntimeError), kept(_kept(exp.out_path)):
         runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched, threads=args.threads)
         summary = runner.run()
