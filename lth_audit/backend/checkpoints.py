@@ -20,7 +20,8 @@ file (torch would report it as an `inline_container.cc` RuntimeError).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,17 @@ class _Recording:
         return getattr(self._f, name)
 
 
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError raised while writing `path` names it (a write or fsync error carries no file name)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
 def save_tensor_file(obj: Any, path: Path) -> None:
     """torch.save through `atomic_write`; a failed write (ENOSPC, EIO) is an OSError naming `path`."""
 
@@ -61,12 +73,8 @@ def save_tensor_file(obj: Any, path: Path) -> None:
                 raise
             raise sink.error from None
 
-    try:
+    with _naming(path):
         atomic_write(path, write)
-    except OSError as exc:
-        if exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        raise
 
 
 def _reason(exc: BaseException) -> str:
@@ -117,7 +125,8 @@ class Checkpoints:
         self._identity_written = True
         path = self.root / IDENTITY
         if not path.exists() and not (self.root.exists() and any(self.root.iterdir())):
-            atomic_write_text(path, json.dumps(self.identity, sort_keys=True) + "\n")
+            with _naming(path):
+                atomic_write_text(path, json.dumps(self.identity, sort_keys=True) + "\n")
 
     def load(self, rel: str) -> dict[str, torch.Tensor]:
         path = self._path(rel)
