@@ -70,19 +70,20 @@ def read_bounded(path: str | os.PathLike[str], limit: int, setting: str = BYTES_
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
-    with os.fdopen(fd, "rb", buffering=0) as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Unreadable(f"{_kind(st.st_mode)}, not a file")
         data = bytearray()
-        try:
-            while len(data) <= limit:
-                chunk = f.read(min(limit + 1 - len(data), max(st.st_size + 1 - len(data), 1 << 16)))
-                if not chunk:
-                    break
-                data += chunk
-        except OSError as exc:
-            raise Unreadable(exc.strerror or str(exc)) from exc
+        while len(data) <= limit:
+            chunk = os.read(fd, min(limit + 1 - len(data), max(st.st_size + 1 - len(data), 1 << 16)))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise Unreadable(exc.strerror or str(exc)) from exc
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise Unreadable(f"larger than {limit:,} bytes ({setting})")
     return bytes(data)
@@ -109,9 +110,9 @@ class _Walk:
             return []
         return sorted(entries, key=lambda e: e.name)
 
-    def tree(self, top: str, hidden: bool) -> Iterator[str]:
-        """`top` and every folder below it (symlinks to folders followed), each real folder once.
-        A symlink back to a folder it sits in is a loop: Unreadable."""
+    def tree(self, top: str, hidden: bool) -> Iterator[tuple[str, list[os.DirEntry]]]:
+        """(folder, its entries) for `top` and every folder below it (symlinks to folders followed), each
+        real folder once. A symlink back to a folder that contains it is a loop: Unreadable."""
         try:
             st = os.stat(top)
         except OSError:
@@ -120,11 +121,10 @@ class _Walk:
         stack = [(top, ((st.st_dev, st.st_ino),))]
         while stack:
             folder, ancestors = stack.pop()
-            yield folder
+            entries = [e for e in self.scan(folder) if hidden or not e.name.startswith(".")]
+            yield folder, entries
             subs = []
-            for e in self.scan(folder):
-                if not hidden and e.name.startswith("."):
-                    continue
+            for e in entries:
                 try:
                     if not e.is_dir():
                         continue
@@ -167,14 +167,14 @@ def expand(pattern: str, base: Path, limits: InputLimits) -> list[Path]:
     def match(folder: str, segs: list[str]) -> None:
         seg, more = segs[0], segs[1:]
         if seg == "**":
-            for sub in walk.tree(folder, hidden=False):
+            for sub, entries in walk.tree(folder, hidden=False):
                 if more:
                     match(sub, more)
                     continue
                 if sub != folder:
                     add(sub)
-                for e in walk.scan(sub):  # `x/**` also matches the files in every folder below x
-                    if not e.name.startswith(".") and not e.is_dir():
+                for e in entries:  # `x/**` also matches the files in every folder below x
+                    if not e.is_dir():
                         add(e.path)
             return
         if not glob.has_magic(seg):
@@ -196,7 +196,7 @@ def expand(pattern: str, base: Path, limits: InputLimits) -> list[Path]:
                 match(e.path, more)
 
     match(root, parts[first:])
-    return [Path(p) for p in sorted(set(found))]
+    return [Path(p) for p in sorted(set(found), key=lambda p: p.split(os.sep))]  # the order of sorted Paths
 
 
 def walk_files(top: Path, limits: InputLimits, wanted: Callable[[str], bool]) -> list[Path]:
@@ -204,8 +204,8 @@ def walk_files(top: Path, limits: InputLimits, wanted: Callable[[str], bool]) ->
     most `limits.max_files` of them, and at most `limits.max_entries` directory entries looked at."""
     walk = _Walk(limits)
     files = []
-    for folder in walk.tree(str(top), hidden=True):
-        for e in walk.scan(folder):
+    for _, entries in walk.tree(str(top), hidden=True):
+        for e in entries:
             try:
                 if not (wanted(e.name) and e.is_file()):
                     continue

@@ -174,6 +174,11 @@ MAX_REPORTED = 50
 """Problems listed from one validation error; the rest are counted (an alias can repeat one mistake)."""
 
 
+def line_of(lines: dict[tuple, int] | None, loc: tuple, default: int | None = None) -> int | None:
+    """The line of `loc`, or of its nearest enclosing location that has one."""
+    return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), default) if lines else default
+
+
 def problems_from_validation(path: str, line: int | None, err: ValidationError,
                              lines: dict[tuple, int] | None = None,
                              source: Callable[[tuple], str | None] | None = None) -> list[Problem]:
@@ -188,13 +193,7 @@ def problems_from_validation(path: str, line: int | None, err: ValidationError,
         if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
             got = source(loc) if source else None
             reason += f" (got {got if got is not None else _shown(e['input'])})"
-        at = line
-        if lines is not None:
-            for n in range(len(loc), -1, -1):
-                if loc[:n] in lines:
-                    at = lines[loc[:n]]
-                    break
-        out.append(Problem(path, at, fld, reason))
+        out.append(Problem(path, line_of(lines, loc, line), fld, reason))
     if len(errors) > MAX_REPORTED:
         out.append(Problem(path, line, None, f"... and {len(errors) - MAX_REPORTED} more problems"))
     return out

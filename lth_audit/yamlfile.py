@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .inputfiles import Unreadable, read_bounded
-from .records import InputError, Problem, problems_from_validation
+from .records import InputError, Problem, line_of, problems_from_validation
 
 MAX_BYTES = 16 * 2**20
 """Largest claim or experiment file read."""
@@ -50,8 +50,7 @@ class YamlDoc:
         return None if alias is None else f"{self.sources[alias]}, expanded"
 
     def problem(self, loc: tuple, reason: str) -> Problem:
-        at = next((self.lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in self.lines), None)
-        return Problem(self.path, at, ".".join(map(str, loc)) or None, reason)
+        return Problem(self.path, line_of(self.lines, loc), ".".join(map(str, loc)) or None, reason)
 
     def validate(self, model: type[M], data: Any = None) -> M:
         """`model` validated from the document (or from `data` built from it); InputError with lines."""
