@@ -74,19 +74,20 @@ def read_bounded(path: str | os.PathLike[str], limit: int, setting: str = BYTES_
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Unreadable(f"{_kind(st.st_mode)}, not a file")
-        data = bytearray()
-        while len(data) <= limit:
-            chunk = os.read(fd, min(limit + 1 - len(data), max(st.st_size + 1 - len(data), 1 << 16)))
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, max(st.st_size + 1 - size, 1 << 16)))
             if not chunk:
                 break
-            data += chunk
+            chunks.append(chunk)
+            size += len(chunk)
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
     finally:
         os.close(fd)
-    if len(data) > limit:
+    if size > limit:
         raise Unreadable(f"larger than {limit:,} bytes ({setting})")
-    return bytes(data)
+    return b"".join(chunks)
 
 
 class _Walk:

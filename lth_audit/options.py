@@ -94,8 +94,8 @@ def add_limit_options(add: Callable[..., Any]) -> None:
     """Register `--max-files` and `--max-store-bytes` (dest `lth_max_*`): how much one claim file may
     make the audit read (docs/input.md)."""
     add("--max-files", dest="lth_max_files", type=_count, default=None, metavar="N",
-        help=f"most files one claim file's `records:` (or `landscapes:`) may match, and `validate` may find "
-             f"under a folder (default {MAX_FILES:,})")
+        help=f"most files one claim file's `records:` (or `landscapes:`) may match, and claim files or stores "
+             f"one folder argument may hold (default {MAX_FILES:,})")
     add("--max-store-bytes", dest="lth_max_store_bytes", type=_size, default=None, metavar="SIZE",
         help=f"largest record store read, in bytes or with K/M/G (default {MAX_STORE_BYTES // 2**20} MiB)")
 
