@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .conditions import PROFILES, ProfileName
-from .records import DatasetName, InputError, Problem, RunRecord, Setting, load_records, problems_from_validation
+from .inputfiles import FILES_SETTING, InputLimits, Unreadable, check_regular, expand, walk_files
+from .records import DatasetName, InputError, Problem, RunRecord, Setting, load_records
 from .thresholds import MissingThresholds, ThresholdOverrides, Thresholds, resolve
+from .yamlfile import YamlDoc, load_yaml
 
 CLAIM_SUFFIXES = (".lth.yaml", ".lth.yml")
 Expect = Literal["jackpot", "secondary", "none"]
@@ -112,52 +112,48 @@ class ClaimFile:
         return self.model.guideline
 
 
-def _line_map(node: yaml.Node, loc: tuple = ()) -> Iterator[tuple[tuple, int]]:
-    """(pydantic-style location, 1-based line) for every node of a composed YAML document."""
-    yield loc, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            yield (*loc, key.value), key.start_mark.line + 1
-            yield from ((k, v) for k, v in _line_map(value, (*loc, key.value)) if k != (*loc, key.value))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _line_map(item, (*loc, i))
-
-
-def _resolve(path: Path, key: str, patterns: list[str], lines: dict[tuple, int]) -> tuple[list[Path], list[Problem]]:
-    """The files `patterns` (relative to the claim file, globs allowed) name; a pattern matching none is a problem."""
+def _resolve(path: Path, key: str, patterns: list[str], doc: YamlDoc,
+             limits: InputLimits) -> tuple[list[Path], list[Problem]]:
+    """The files `patterns` (relative to the claim file, globs allowed) name, each real file once (symlinks
+    and hard links resolved, first name kept); a pattern matching nothing, or something that is not a
+    file, is a problem."""
     files: list[Path] = []
+    real: set[tuple[int, int]] = set()
     problems = []
     for i, pattern in enumerate(patterns):
-        full = os.path.join(path.parent, os.path.expanduser(pattern))
-        found = sorted(Path(p) for p in glob.glob(full, recursive=True))
+        try:
+            found = expand(pattern, path.parent, limits)
+        except Unreadable as exc:
+            problems.append(doc.problem((key, i), f"{pattern!r}: {exc}"))
+            continue
         if not found:
-            problems.append(Problem(str(path), lines.get((key, i)), f"{key}.{i}",
-                                    f"no file matches {pattern!r} (relative to {path.parent})"))
-        files.extend(p for p in found if p not in files)
+            problems.append(doc.problem((key, i), f"no file matches {pattern!r} (relative to {path.parent})"))
+        for p in found:
+            try:
+                target = check_regular(p)
+            except Unreadable as exc:
+                problems.append(doc.problem((key, i), f"{p}: {exc}"))
+                continue
+            if target not in real:
+                real.add(target)
+                files.append(p)
+        if len(files) > limits.max_files:
+            problems.append(doc.problem((key,), f"the patterns match more than {limits.max_files:,} files (raise "
+                                                f"the limit with {FILES_SETTING})"))
+            return [], problems
     return files, problems
 
 
-def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides | None = None) -> ClaimFile:
+def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides | None = None,
+                    limits: InputLimits | None = None) -> ClaimFile:
     """Parse, validate and load one claim file and its records; every problem is raised at once."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(str(path), None, None, f"cannot read claim file: {exc}")]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError([Problem(str(path), mark.line + 1 if mark else None, None,
-                                  f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
-    lines = dict(_line_map(node)) if node is not None else {}
-    if not isinstance(data, dict):
+    limits = limits or InputLimits()
+    doc = load_yaml(path, "claim file")
+    if not isinstance(doc.data, dict):
         raise InputError([Problem(str(path), 1, None, "expected a mapping with `records:` and `claims:`")])
-    try:
-        model = ClaimFileModel.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(problems_from_validation(str(path), None, exc, lines)) from exc
+    model = doc.validate(ClaimFileModel)
+    lines = doc.lines
 
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -182,10 +178,10 @@ def load_claim_file(path: str | os.PathLike[str], overrides: ThresholdOverrides 
             thresholds[entry.id] = resolve(entry.dataset, merged)
         except MissingThresholds as exc:
             problems.append(Problem(str(path), lines.get((key, i, "dataset")), f"{key}.{i}.dataset", str(exc)))
-    stores, store_problems = _resolve(path, "records", model.records, lines)
-    landscapes, landscape_problems = _resolve(path, "landscapes", model.landscapes, lines)
+    stores, store_problems = _resolve(path, "records", model.records, doc, limits)
+    landscapes, landscape_problems = _resolve(path, "landscapes", model.landscapes, doc, limits)
     problems.extend(store_problems + landscape_problems)
-    loaded = load_records(stores)
+    loaded = load_records(stores, limits)
     problems.extend(loaded.problems)
     if model.metric == "best_top1":
         problems.extend(Problem(str(path), lines.get(("metric",)), "metric",
@@ -201,12 +197,16 @@ def is_claim_file(path: Path) -> bool:
     return path.name.endswith(CLAIM_SUFFIXES)
 
 
-def find_claim_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Claim files named directly, and every claim file under the folders named, in sorted order."""
+def find_claim_files(paths: Iterable[str | os.PathLike[str]], limits: InputLimits | None = None) -> list[Path]:
+    """Claim files named directly, and every claim file under the folders named, in sorted order (a folder
+    walk that meets a loop or passes the limits is an InputError)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_claim_file(q)))
+            try:
+                found.extend(walk_files(p, limits or InputLimits(), lambda name: name.endswith(CLAIM_SUFFIXES)))
+            except Unreadable as exc:
+                raise InputError([Problem(str(p), None, None, f"cannot walk the folder: {exc}")]) from None
         else:
             found.append(p)
     return found

@@ -10,18 +10,22 @@ from pathlib import Path
 from .analysis.commands import register as register_analysis
 from .backend.commands import register as register_backend
 from .audit import audit_file
-from .claims import ClaimFile, is_claim_file, load_claim_file, merged_landscapes, merged_records
-from .exitcodes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from .options import add_threshold_options, overrides_from
+from .claims import CLAIM_SUFFIXES, ClaimFile, is_claim_file, load_claim_file, merged_landscapes, merged_records
+from .exitcodes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, run_guarded
+from .inputfiles import Unreadable, walk_files
+from .options import add_limit_options, add_threshold_options, limits_from, overrides_from
 from .records import InputError, Problem, load_records
 from .session import audit_paths
+
+
+DEBUG_HELP = "show the traceback of an input or environment error (they are one-line messages otherwise)"
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .report.json_report import write_json
     from .report.table import explain, explain_guideline, table
 
-    run = audit_paths(args.paths, overrides_from(args))
+    run = audit_paths(args.paths, overrides_from(args), limits_from(args))
     if run.results:
         print(table(run.results))
         for r in run.results:
@@ -70,7 +74,12 @@ def _check_claims(cf: ClaimFile) -> tuple[list[Problem], list[str]]:
     return problems, notes
 
 
+def _validated(name: str) -> bool:
+    return name.endswith((".jsonl", *CLAIM_SUFFIXES))
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    limits = limits_from(args)
     problems: list[Problem] = []
     notes: list[str] = []
     n_records = n_claims = 0
@@ -78,11 +87,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if not p.exists():
             problems.append(Problem(str(p), None, None, "no such file or folder"))
             continue
-        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        try:
+            files = walk_files(p, limits, _validated) if p.is_dir() else [p]
+        except Unreadable as exc:
+            problems.append(Problem(str(p), None, None, f"cannot walk the folder: {exc}"))
+            continue
         for f in files:
             if is_claim_file(f):
                 try:
-                    cf = load_claim_file(f)
+                    cf = load_claim_file(f, limits=limits)
                 except InputError as exc:
                     problems.extend(exc.problems)
                     continue
@@ -91,7 +104,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 problems.extend(found)
                 notes.extend(noted)
             elif f.suffix == ".jsonl":
-                loaded = load_records([f])
+                loaded = load_records([f], limits)
                 n_records += len(loaded.records)
                 problems.extend(loaded.problems)
     problems = list(dict.fromkeys(problems))   # a store named by a claim file and walked itself: once
@@ -106,15 +119,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lth-audit", description=__doc__)
+    ap.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = ap.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="audit claim files (or folders of them) and print the verdicts")
     a.add_argument("paths", nargs="+", help="*.lth.yaml files or folders")
     a.add_argument("--json", metavar="FILE", help="write the lth-audit.report/1 JSON here")
     a.add_argument("--html", metavar="FILE", help="write the self-contained HTML report here")
     add_threshold_options(a.add_argument)
+    add_limit_options(a.add_argument)
     a.set_defaults(func=_cmd_audit)
     v = sub.add_parser("validate", help="check record stores (*.jsonl) and claim files, listing every problem")
     v.add_argument("paths", nargs="+", help="files or folders")
+    add_limit_options(v.add_argument)
     v.set_defaults(func=_cmd_validate)
     d = sub.add_parser("demo", help="train the MNIST-1D sanity-check grid, write its claims, audit, report")
     d.add_argument("--quick", action="store_true", help="a tiny grid (2 lrs, 2 seeds, 3 epochs, s=0.59) for CI")
@@ -126,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
     register_backend(sub)
     register_analysis(sub)
+    for command in sub.choices.values():  # `lth-audit audit --debug ...` works as well as before the command
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return ap
 
 
@@ -137,8 +155,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status of one command (docs/input.md): 0 ok, 1 a claim failed, 2 bad input or environment,
+    3 a bug, 130 interrupted; problems are one-line messages, tracebacks only with `--debug`."""
     args = parser().parse_args(argv)
-    return args.func(args)
+    return run_guarded(lambda: args.func(args), debug=args.debug)
 
 
 if __name__ == "__main__":

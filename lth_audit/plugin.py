@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import THRESHOLD_OPTIONS, add_threshold_options, overrides_from
+from .options import THRESHOLD_OPTIONS, add_limit_options, add_threshold_options, limits_from, overrides_from
 
 if TYPE_CHECKING:
     from .audit import ClaimResult
@@ -52,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption("--lth-" + flag.lstrip("-"), **kwargs)
 
     add_threshold_options(add)
+    add_limit_options(add)
     parser.addini("lth_json", "default for --lth-json (relative to the rootdir)", default=None)
     parser.addini("lth_html", "default for --lth-html (relative to the rootdir), e.g. reports/audit.html",
                   default=None)
@@ -111,7 +112,8 @@ class _LthSession:
         only their file (under pytest-xdist the loaded files stay on the workers), so they are read again."""
         from .claims import load_claim_file
 
-        return [load_claim_file(f, _overrides(config)) for f in dict.fromkeys(x.file for x in [*results, *guideline])]
+        return [load_claim_file(f, _overrides(config), limits_from(config.option))
+                for f in dict.fromkeys(x.file for x in [*results, *guideline])]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -221,7 +223,7 @@ class ClaimFile(pytest.File):
 
         self.config.stash[_STATE].claim_files_seen = True
         try:
-            loaded = load_claim_file(self.path, _overrides(self.config))
+            loaded = load_claim_file(self.path, _overrides(self.config), limits_from(self.config.option))
         except InputError as exc:
             lines = "\n".join(f"  {p}" for p in exc.problems)
             raise self.CollectError(

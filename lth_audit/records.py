@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
@@ -12,9 +13,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, ValidationError,
+                      model_validator)
+
+from .inputfiles import InputLimits, Unreadable, read_bounded
 
 SCHEMA = "lth-audit.run/1"
+MAX_DEPTH = 64
+"""JSON nested deeper than this in one record line is a problem of that line (a real record is 3 deep)."""
 
 
 class Setting(str, Enum):
@@ -41,9 +47,21 @@ class Setting(str, Enum):
         return self.value.startswith(("lt-", "wr-"))
 
 
-Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
-Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+def _number(value: Any) -> Any:
+    """A number stays a number: "52.5" or true where a number belongs is an error, never converted."""
+    if isinstance(value, (str, bool)):
+        raise ValueError(f"expected a number, not {'true/false' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+Number = BeforeValidator(_number)
+"""Marks a float or int field strict about its type (an int where a float belongs is fine)."""
+Boolean = Strict()
+"""A bool field takes true or false only, never "yes" or 1."""
+
+Percent = Annotated[float, Number, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Number, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+Unit = Annotated[float, Number, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1)]
 """Data set names compare in lower case: records, claims and thresholds say `cifar10` whatever was typed."""
 
@@ -66,7 +84,7 @@ class CorrelationIndicator(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    p: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+    p: Annotated[float, Number, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
     init: Unit | None = None
     reinit: Unit | None = None
     init_pretrained: Unit | None = None
@@ -85,15 +103,15 @@ class RunRecord(BaseModel):
     dataset: DatasetName
     setting: Setting
     sparsity: Fraction
-    lr: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-    epochs: Annotated[int, Field(ge=1)]
-    seed: int
+    lr: Annotated[float, Number, Field(gt=0.0, allow_inf_nan=False)]
+    epochs: Annotated[int, Number, Field(ge=1)]
+    seed: Annotated[int, Number]
     top1: Percent
-    rewind_epoch: Annotated[int, Field(ge=0)] = 0
+    rewind_epoch: Annotated[int, Number, Field(ge=0)] = 0
     best_top1: Percent | None = None
-    diverged: bool = False
-    params: Annotated[int, Field(ge=0)] | None = None
-    mask_lr: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    diverged: Annotated[bool, Boolean] = False
+    params: Annotated[int, Number, Field(ge=0)] | None = None
+    mask_lr: Annotated[float, Number, Field(gt=0.0, allow_inf_nan=False)] | None = None
     r_p: CorrelationIndicator | None = None
     instability: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None   # pp, SPEC §6 (lt-*, wr-*)
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -163,23 +181,42 @@ class InputError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+SHOWN = 60
+"""Characters of a bad value shown in a problem."""
+
+
+def _shown(value: Any) -> str:
+    """A bad value as JSON (what a store line says), cut to SHOWN characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
+
+
+MAX_REPORTED = 50
+"""Problems listed from one validation error; the rest are counted (an alias can repeat one mistake)."""
+
+
+def line_of(lines: dict[tuple, int] | None, loc: tuple, default: int | None = None) -> int | None:
+    """The line of `loc`, or of its nearest enclosing location that has one."""
+    return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), default) if lines else default
+
+
 def problems_from_validation(path: str, line: int | None, err: ValidationError,
-                             lines: dict[tuple, int] | None = None) -> list[Problem]:
-    """Turn a pydantic error into Problems; `lines` maps a location tuple to a source line."""
+                             lines: dict[tuple, int] | None = None,
+                             source: Callable[[tuple], str | None] | None = None) -> list[Problem]:
+    """Turn a pydantic error into Problems; `lines` maps a location tuple to a source line, `source` to
+    the text written there (shown instead of the value, which may be an expanded YAML alias)."""
     out = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors[:MAX_REPORTED]:
         loc = tuple(e["loc"])
         fld = ".".join(str(x) for x in loc) or None
-        reason = e["msg"]
+        reason = e["msg"].removeprefix("Value error, ")
         if "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-            reason += f" (got {e['input']!r})"
-        at = line
-        if lines is not None:
-            for n in range(len(loc), -1, -1):
-                if loc[:n] in lines:
-                    at = lines[loc[:n]]
-                    break
-        out.append(Problem(path, at, fld, reason))
+            got = source(loc) if source else None
+            reason += f" (got {got if got is not None else _shown(e['input'])})"
+        out.append(Problem(path, line_of(lines, loc, line), fld, reason))
+    if len(errors) > MAX_REPORTED:
+        out.append(Problem(path, line, None, f"... and {len(errors) - MAX_REPORTED} more problems"))
     return out
 
 
@@ -194,47 +231,138 @@ class LoadResult:
         return self.records
 
 
-def _parse_lines(path: Path, text: str, result: LoadResult, seen: dict[str, tuple[RunRecord, str]]) -> None:
-    for no, raw in enumerate(text.splitlines(), start=1):
+class _DuplicateKey(Exception):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+class _Unparsed(str):
+    """A reason that says the line does not parse at all (what a torn last line looks like)."""
+
+
+def _line_problem(raw: bytes) -> tuple[Any, str | None, str | None]:
+    """(the JSON object, None, None) of one physical line, or (None, field, reason)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, None, _Unparsed(f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line")
+    try:
+        data = json.loads(text, parse_constant=lambda c: math.nan, object_pairs_hook=_pairs)
+    except json.JSONDecodeError as exc:
+        return None, None, _Unparsed(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except ValueError as exc:  # an integer of more than 4300 digits
+        return None, None, f"not valid JSON here: {str(exc).split(';')[0]}"
+    except RecursionError:
+        return None, None, f"JSON nested too deep (a record is at most {MAX_DEPTH} levels deep)"
+    except _DuplicateKey as exc:
+        return None, str(exc), "key given twice in one record (which one counts would be a guess)"
+    if not isinstance(data, dict):
+        return None, None, "expected a JSON object per line"
+    if _too_deep(data):
+        return None, None, f"JSON nested too deep (a record is at most {MAX_DEPTH} levels deep)"
+    return data, None, None
+
+
+Seen = dict[str, tuple[RunRecord, str, int]]
+"""run_id -> (record, file, line) of its first line."""
+
+
+def _parse_lines(path: Path, data: bytes, result: LoadResult, seen: Seen) -> None:
+    """Physical lines end at b"\n" only (a U+2028 inside a JSON string is not a line end); each is
+    decoded on its own, so a bad byte costs its line only. A last line without its newline that does
+    not parse was torn by a writer that stopped: named as such, never merged or dropped."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    lines = data.split(b"\n")
+    for no, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        try:
-            data = json.loads(raw, parse_constant=lambda c: math.nan)
-        except json.JSONDecodeError as exc:
-            result.problems.append(Problem(str(path), no, None, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+        obj, fld, reason = _line_problem(raw)
+        if reason is not None:
+            if no == len(lines) and isinstance(reason, _Unparsed):
+                reason = (f"incomplete last line (no newline at its end, and {reason}): a writer stopped in "
+                          f"the middle of it; delete the line (`lth-audit run` retrains that run) or complete it")
+            result.problems.append(Problem(str(path), no, fld, reason))
             continue
-        if not isinstance(data, dict):
-            result.problems.append(Problem(str(path), no, None, "expected a JSON object per line"))
-            continue
         try:
-            rec = RunRecord.model_validate(data)
+            rec = RunRecord.model_validate(obj)
         except ValidationError as exc:
             result.problems.extend(problems_from_validation(str(path), no, exc))
             continue
-        where = f"{path}:{no}"
         if rec.run_id in seen:
-            first, first_where = seen[rec.run_id]
+            first, first_path, first_no = seen[rec.run_id]
             if first != rec:
                 result.problems.append(Problem(str(path), no, "run_id",
                                                f"duplicate run_id {rec.run_id!r} with different content "
-                                               f"(first at {first_where})"))
+                                               f"(first at {first_path}:{first_no})"))
             continue
-        seen[rec.run_id] = (rec, where)
+        seen[rec.run_id] = (rec, str(path), no)
         result.records.append(rec)
 
 
-def load_records(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
-    """Read one or many JSONL stores. Bad lines are collected as problems; good lines are kept."""
+FRACTION_MAX = 1.0
+"""A top1 at or below this looks like a fraction when percent is meant (SPEC §3)."""
+PERCENT_MIN = 10.0
+
+
+def _unit_problems(seen: Seen) -> list[Problem]:
+    """SPEC §3: accuracies are in percent. Per (arch, dataset): all top1 <= 1.0 (with at least one
+    run that did not diverge) is an error; so is a non-diverged top1 <= 1.0 among records above 10."""
+    groups: dict[tuple[str, str], list[tuple[RunRecord, str, int]]] = {}
+    for entry in seen.values():
+        groups.setdefault((entry[0].arch, entry[0].dataset), []).append(entry)
+    out = []
+    for (arch, dataset), entries in groups.items():
+        recs = [r for r, _, _ in entries]
+        live = [e for e in entries if not e[0].diverged]
+        if live and all(r.top1 <= FRACTION_MAX for r in recs):
+            _, path, no = min(live, key=lambda e: (e[1], e[2]))
+            out.append(Problem(path, no, "top1", f"every record of ({arch}, {dataset}) has top1 <= {FRACTION_MAX:g} "
+                                                 f"({len(recs)} records): accuracies look like fractions; top1 is "
+                                                 f"in percent (87.4, not 0.874)"))
+        elif any(r.top1 > PERCENT_MIN for r in recs):
+            out.extend(Problem(path, no, "top1", f"top1 {r.top1:g} <= {FRACTION_MAX:g} among records of ({arch}, "
+                                                 f"{dataset}) above {PERCENT_MIN:g}: looks like a fraction; give it "
+                                                 f"in percent, or mark the run `diverged: true`")
+                       for r, path, no in sorted(live, key=lambda e: (e[1], e[2])) if r.top1 <= FRACTION_MAX)
+    return out
+
+
+def load_records(paths: Iterable[str | os.PathLike[str]], limits: InputLimits | None = None,
+                 check_units: bool = True) -> LoadResult:
+    """Read one or many JSONL stores. Bad lines are collected as problems; good lines are kept.
+    `check_units`: apply SPEC §3's percent rule across them (`_unit_problems`)."""
+    limits = limits or InputLimits()
     result = LoadResult()
-    seen: dict[str, tuple[RunRecord, str]] = {}
+    seen: Seen = {}
     for p in paths:
         path = Path(p)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = read_bounded(path, limits.max_store_bytes)
+        except Unreadable as exc:
             result.problems.append(Problem(str(path), None, None, f"cannot read record store: {exc}"))
             continue
-        _parse_lines(path, text, result, seen)
+        _parse_lines(path, data, result, seen)
+    if check_units:
+        result.problems.extend(_unit_problems(seen))
     return result
 
 
@@ -270,7 +398,8 @@ class RecordStore:
     def load(self) -> list[RunRecord]:
         if not self.path.exists():
             return []
-        return load_records([self.path]).raise_on_problems()
+        # The trainer writes percent itself, and a short run on 1000 classes may well stay below 1 %.
+        return load_records([self.path], check_units=False).raise_on_problems()
 
     def run_ids(self) -> set[str]:
         return {r.run_id for r in self.load()}

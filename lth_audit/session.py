@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .audit import ClaimResult, audit_file
 from .claims import ClaimFile, find_claim_files, load_claim_file
 from .guideline import GuidelineResult, check_file
+from .inputfiles import InputLimits
 from .records import InputError, Problem
 from .thresholds import ThresholdOverrides
 
@@ -23,16 +24,17 @@ class AuditRun:
     files: list[ClaimFile] = field(default_factory=list)
 
 
-def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = None) -> AuditRun:
+def audit_paths(paths: Sequence[str], overrides: ThresholdOverrides | None = None,
+                limits: InputLimits | None = None) -> AuditRun:
     """Audit every claim file under `paths`; bad files are returned as problems, the rest still audited."""
     run = AuditRun()
-    files = find_claim_files(paths)
+    files = find_claim_files(paths, limits)
     for f in files:
         if not f.exists():
             run.problems.append(Problem(str(f), None, None, "no such file or folder"))
             continue
         try:
-            loaded = load_claim_file(f, overrides)
+            loaded = load_claim_file(f, overrides, limits)
         except InputError as exc:
             run.problems.extend(exc.problems)
             continue

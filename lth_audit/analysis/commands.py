@@ -7,25 +7,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+
+from ..exitcodes import CommandError, reported
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    from ..records import InputError
+    import torch
 
-    try:
-        import torch
+    from ..backend.data import load_dataset
+    from ..backend.experiment import load_experiment
+    from .landscape import GridSpec, landscape, load_trajectory, plot, select_runs
 
-        from ..backend.data import load_dataset
-        from ..backend.experiment import load_experiment
-        from .landscape import GridSpec, landscape, load_trajectory, plot, select_runs
-
-        exps = [load_experiment(f) for f in args.experiments]
-    except InputError as exc:
-        for p in exc.problems:
-            print(f"error: {p}", file=sys.stderr)
-        return 2
+    exps = [load_experiment(f) for f in args.experiments]
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -34,20 +28,17 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     if args.run:
         missing = sorted(set(args.run) - {rec.run_id for _, rec in picked})
         if missing:
-            print(f"error: no record for run(s) {', '.join(missing)}", file=sys.stderr)
-            return 2
+            raise CommandError(f"no record for run(s) {', '.join(missing)}")
     if not picked:
-        print("error: no run matches; give --run IDs or --setting/--lr/--seed/--sparsity filters", file=sys.stderr)
-        return 2
+        raise CommandError("no run matches; give --run IDs or --setting/--lr/--seed/--sparsity filters")
     if len(picked) > args.max_runs:
-        print(f"error: {len(picked)} runs match (more than --max-runs {args.max_runs}); narrow the filters",
-              file=sys.stderr)
-        return 2
+        raise CommandError(f"{len(picked)} runs match (more than --max-runs {args.max_runs}); narrow the "
+                                 "filters")
     spec = GridSpec(size=args.grid, margin=args.margin, span=tuple(args.range) if args.range else None,
                     norm=args.norm, bn=args.bn, samples=args.samples, eval_batch=args.eval_batch, chunk=args.chunk)
     data_cache: dict = {}
     results = []
-    try:
+    with reported(ValueError):
         for exp, rec in picked:
             dkey = (exp.dataset, str(exp.data_path))
             if dkey not in data_cache:
@@ -61,9 +52,6 @@ def cmd_landscape(args: argparse.Namespace) -> int:
             print(f"{rec.run_id}: {len(traj.epochs)} states, PC1/PC2 {100 * ev[0]:.1f}/{100 * ev[1]:.1f} % "
                   f"(plane holds {100 * res['plane_captured']:.1f} %), final train loss {res['final_loss']:.4f}, "
                   f"{'cached' if res['from_cache'] else 'computed'} in {res['wall_s']:.1f}s")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     out = plot(results, args.out, title=args.title, cols=args.cols)
     print(f"figure: {out}\nsidecar: {out.with_suffix('.json')}\n"
           f"{len(results)} runs, {time.perf_counter() - t0:.1f}s wall "

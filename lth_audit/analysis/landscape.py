@@ -362,13 +362,16 @@ def basin_areas(res: dict, levels: Sequence[float] = BASIN_LEVELS) -> dict:
 def plot(results: Sequence[dict], out: str | Path, title: str | None = None, cols: int | None = None) -> Path:
     """Contours of every run's plane (one subplot each, one shared log colour scale) with its trajectory;
     writes `out` (.png / .svg / .pdf) and `out` with suffix .json (the sidecar)."""
+    import matplotlib as mpl
+
     from ..report.landscape import LandscapeRun, color_range, landscape_figure
 
     out = Path(out)
     runs = [LandscapeRun.model_validate(r) for r in results]
     lo, hi = color_range(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    landscape_figure(runs, title, cols).savefig(out, dpi=90)
+    with mpl.rc_context({"text.parse_math": False}):  # run ids and titles are text, never mathtext
+        landscape_figure(runs, title, cols).savefig(out, dpi=90)
     if out.suffix.lower() == ".png":               # 256-colour palette: a third of the size, same look
         from PIL import Image
 

@@ -1,20 +1,21 @@
 """`lth-audit models | plan | run`: the backend's subcommands.
 
 `register(subparsers)` adds them to the CLI's argparse tree without importing torch; each handler
-imports what it needs.
+imports what it needs. Errors are raised, and `exitcodes.run_guarded` (via `cli.main`) turns them into
+exit statuses and one-line messages.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from ..exitcodes import CommandError, kept, reported
 
 
-def _input_error(exc) -> int:
-    for p in exc.problems:
-        print(f"error: {p}", file=sys.stderr)
-    return 2
+def _kept(out) -> str:
+    return (f"the records already in {out} are kept, the run(s) in flight are lost; the same command resumes "
+            "where they stopped")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -22,8 +23,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import REGISTRY, count_params
 
     if args.dataset is not None and args.dataset not in DATASETS:
-        print(f"error: unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}", file=sys.stderr)
-        return 2
+        raise CommandError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     rows = []
     for name, e in REGISTRY.items():
         ds = args.dataset or e.default_dataset
@@ -40,38 +40,30 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..records import InputError, RecordStore
+    from ..records import RecordStore
     from .experiment import load_experiment
+
+    exp = load_experiment(args.file)   # before torch is imported: a malformed file fails fast
     from .plan import describe, make_plan
 
-    try:
-        exp = load_experiment(args.file)
-        done = RecordStore(exp.out_path).run_ids()
-    except InputError as exc:
-        return _input_error(exc)
+    done = RecordStore(exp.out_path).run_ids()
     print(describe(make_plan(exp), done))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..records import InputError
     from .experiment import load_experiment
-    from .run import Runner
 
     if args.executor == "ray":
         return _cmd_run_ray(args)
     if args.address is not None:
-        print("error: --address is for --executor ray", file=sys.stderr)
-        return 2
-    try:
-        exp = load_experiment(args.file)
+        raise CommandError("--address is for --executor ray")
+    exp = load_experiment(args.file)
+    from .run import Runner
+
+    with reported(RuntimeError), kept(_kept(exp.out_path)):
         runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched, threads=args.threads)
         summary = runner.run()
-    except InputError as exc:
-        return _input_error(exc)
-    except (FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     msg = (f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
            f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on {runner.device} -> {exp.out_path}")
     print(msg)
@@ -79,26 +71,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_ray(args: argparse.Namespace) -> int:
-    from ..records import InputError
     from .experiment import load_experiment
     from .ray_executor import RayNotInstalled, run_ray
 
     if args.batched:
-        print("error: --batched is for --executor local (the ray executor trains one run per task)",
-              file=sys.stderr)
-        return 2
-    try:
-        exp = load_experiment(args.file)
+        raise CommandError("--batched is for --executor local (the ray executor trains one run per task)")
+    exp = load_experiment(args.file)
+    with reported(RayNotInstalled, RuntimeError, ConnectionError), kept(_kept(exp.out_path)):
         summary = run_ray(exp, address=args.address, device=args.device, quiet=args.quiet,
                           threads=args.threads, gpus=args.gpus_per_run)
-    except InputError as exc:
-        return _input_error(exc)
-    except RayNotInstalled as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, RuntimeError, ConnectionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
           f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on ray ({summary.device}), "
           f"{summary.gpu_hours:.3f} GPU-h, {summary.cpu_hours:.3f} CPU-h -> {exp.out_path}")

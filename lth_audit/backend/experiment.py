@@ -11,14 +11,18 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..records import InputError, Problem, Setting, problems_from_validation
+from ..records import Boolean, Fraction, InputError, Number, Problem, Setting
+from ..yamlfile import YamlDoc, load_yaml, parse_yaml
 from .recipes import PRESETS, Recipe, arch_preset
 
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Number, Field(gt=0.0, allow_inf_nan=False)]
+Count = Annotated[int, Number, Field(ge=1)]
+Flag = Annotated[bool, Boolean]
+SEED_MAX = 2**32 - 1
+"""Largest seed: torch.manual_seed takes < 2**64, and the trainer derives seeds from it (seed * 1_000_003 + epoch)."""
+Seed = Annotated[int, Number, Field(ge=0, le=SEED_MAX)]
 
 DEFAULT_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
                   "imagenet": "imagenet", "mnist1d": "mnist1d"}
@@ -37,34 +41,34 @@ class Experiment(BaseModel):
     arch: str
     dataset: str
     data_root: str = "~/data"
-    download: bool = False
+    download: Flag = False
     recipe: str | None = None            # default: the data set's preset
-    epochs: Annotated[int, Field(ge=1)] | None = None
-    batch_size: Annotated[int, Field(ge=1)] | None = None
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    weight_decay: Annotated[float, Field(ge=0.0)] | None = None
+    epochs: Count | None = None
+    batch_size: Count | None = None
+    momentum: Annotated[float, Number, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] | None = None
+    weight_decay: Annotated[float, Number, Field(ge=0.0, allow_inf_nan=False)] | None = None
     schedule: Literal["step", "cosine", "constant"] | None = None
-    milestones: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = None
+    milestones: list[Annotated[float, Number, Field(gt=0.0, lt=1.0)]] | None = None
     gamma: PositiveFloat | None = None
-    warmup_epochs: Annotated[int, Field(ge=0)] | None = None
-    nesterov: bool | None = None
-    imp_rate: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    warmup_epochs: Annotated[int, Number, Field(ge=0)] | None = None
+    nesterov: Flag | None = None
+    imp_rate: Annotated[float, Number, Field(gt=0.0, lt=1.0)] | None = None
     init: Literal["paper", "pytorch"] | None = None          # default: the preset's ("paper")
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    mixup: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None   # Beta(α, α); 0: none
+    label_smoothing: Annotated[float, Number, Field(ge=0.0, lt=1.0)] | None = None
+    mixup: Annotated[float, Number, Field(ge=0.0, allow_inf_nan=False)] | None = None   # Beta(α, α); 0: none
     lrs: Annotated[list[PositiveFloat], Field(min_length=1)]
-    seeds: Annotated[list[int], Field(min_length=1)] = [0, 1, 2]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
     settings: Annotated[list[Setting], Field(min_length=1)]
     sparsities: list[Fraction] = []
-    rewind_epoch: Annotated[int, Field(ge=1)] | None = None
+    rewind_epoch: Count | None = None
     out: Annotated[str, Field(min_length=1)]
     ignore: list[str] | None = None      # layers left dense (module names / globs); default: the arch's
     prune_from: Literal["last", "best"] = "last"
     augment: Literal["none", "crop-flip", "shift"] | None = None
     width: PositiveFloat = 1.0
-    trajectory_every: Annotated[int, Field(ge=1)] | None = None   # keep every run's weights every k epochs
-    in_memory: bool | None = None        # default: stream the data sets that stream (imagenet)
-    loader_workers: Annotated[int, Field(ge=0)] | None = None   # streaming: DataLoader workers
+    trajectory_every: Count | None = None   # keep every run's weights every k epochs
+    in_memory: Flag | None = None        # default: stream the data sets that stream (imagenet)
+    loader_workers: Annotated[int, Number, Field(ge=0)] | None = None   # streaming: DataLoader workers
 
     # Set by load_experiment: where the file is (relative paths resolve against it).
     source: str | None = Field(default=None, exclude=True)
@@ -162,21 +166,7 @@ class Experiment(BaseModel):
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _line_map(node: yaml.Node, path: tuple = (), out: dict[tuple, int] | None = None) -> dict[tuple, int]:
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = path + (k.value,)
-            out[key] = k.start_mark.line + 1
-            _line_map(v, key, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out[path + (i,)] = v.start_mark.line + 1
-            _line_map(v, path + (i,), out)
-    return out
-
-
-def _semantic_problems(exp: Experiment, path: str, lines: dict[tuple, int]) -> list[Problem]:
+def _semantic_problems(exp: Experiment, doc: YamlDoc) -> list[Problem]:
     from .data import DATASETS
     from .models import REGISTRY
     from .pruning import imp_round
@@ -184,7 +174,7 @@ def _semantic_problems(exp: Experiment, path: str, lines: dict[tuple, int]) -> l
     probs: list[Problem] = []
 
     def bad(loc: tuple, reason: str) -> None:
-        probs.append(Problem(path, lines.get(loc) or lines.get(loc[:1]), ".".join(map(str, loc)), reason))
+        probs.append(doc.problem(loc, reason))
 
     if exp.dataset not in DATASETS:
         bad(("dataset",), f"unknown dataset {exp.dataset!r}; known: {', '.join(DATASETS)}")
@@ -218,35 +208,42 @@ def _semantic_problems(exp: Experiment, path: str, lines: dict[tuple, int]) -> l
         bad(("sparsities",), f"settings {sorted(s.value for s in needs_mask)} need at least one sparsity")
     if any(s.value.startswith("wr-") for s in exp.settings) and not 1 <= r.rewind_epoch < r.epochs:
         bad(("rewind_epoch",), f"rewind epoch {r.rewind_epoch} must be in [1, epochs={r.epochs})")
+    if exp.ignore is not None:
+        _ignore_problems(exp, bad)
     return probs
 
 
-def parse_experiment(text: str, path: str = "<experiment>") -> Experiment:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError([Problem(path, mark.line + 1 if mark else None, None, f"not valid YAML: {exc}")]) from exc
-    if not isinstance(data, dict):
-        raise InputError([Problem(path, 1, None, "an experiment file is a YAML mapping")])
-    lines = _line_map(node) if node is not None else {}
-    try:
-        exp = Experiment.model_validate({**data, "source": path})
-    except ValidationError as exc:
-        raise InputError(problems_from_validation(path, None, exc, lines)) from exc
-    probs = _semantic_problems(exp, path, lines)
+def _ignore_problems(exp: Experiment, bad) -> None:
+    """`ignore:` entries must each leave some layer dense, and together leave some layer prunable."""
+    from .models import build_model
+    from .pruning import prunable_names
+
+    model = build_model(exp.arch, exp.dataset, exp.width, device="meta")
+    every = prunable_names(model)
+    for i, entry in enumerate(exp.ignore or ()):
+        if set(prunable_names(model, [entry])) == set(every):
+            bad(("ignore", i), f"{entry!r} matches no prunable layer of {exp.arch}; its conv and linear "
+                               f"layers are {', '.join(n.removesuffix('.weight') for n in every)}")
+    if every and not prunable_names(model, exp.ignore or ()):
+        bad(("ignore",), f"leaves no layer of {exp.arch} to prune (every conv and linear layer is ignored)")
+
+
+def _experiment(doc: YamlDoc) -> Experiment:
+    if not isinstance(doc.data, dict):
+        raise InputError([Problem(doc.path, 1, None, "an experiment file is a YAML mapping")])
+    exp = doc.validate(Experiment, {**doc.data, "source": doc.path})
+    probs = _semantic_problems(exp, doc)
     if probs:
         raise InputError(probs)
     return exp
 
 
+def parse_experiment(text: str | bytes, path: str = "<experiment>") -> Experiment:
+    return _experiment(parse_yaml(text, path))
+
+
 def load_experiment(path: str | Path) -> Experiment:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Problem(str(path), None, None, f"cannot read experiment file: {exc}")]) from exc
-    return parse_experiment(text, str(path))
+    return _experiment(load_yaml(path, "experiment file"))
 
 
 def dump(exp: Experiment) -> dict[str, Any]:

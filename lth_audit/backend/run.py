@@ -51,7 +51,6 @@ class Runner:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.plan: Plan = make_plan(exp)
         self.store = RecordStore(exp.out_path)
-        self.ck = Checkpoints(exp.ckpt_dir)
         self.recipe = exp.recipe_obj
         self.T, self.t = self.recipe.epochs, self.recipe.rewind_epoch
         self.ignore = list(exp.ignore) if exp.ignore is not None else list(entry(exp.arch).dense)
@@ -63,6 +62,8 @@ class Runner:
         self.names = prunable_names(self._template, self.ignore)
         self.dense_layers = dense_names(self._template, self.ignore)
         self.init = self.recipe.init
+        self.ck = Checkpoints(exp.ckpt_dir, self._template, self.names,
+                              {"arch": exp.arch, "dataset": exp.dataset, "width": exp.width, "ignore": self.ignore})
         self.total_params = sum(p.numel() for p in self._template.parameters())
         self.n_prunable = sum(dict(self._template.named_parameters())[n].numel() for n in self.names)
         self.config_hash = exp.config_hash()

@@ -56,6 +56,7 @@ STYLE = {
     "ytick.major.width": 0.6,
     "legend.frameon": False,
     "path.simplify": True,
+    "text.parse_math": False,     # run ids, archs and data sets are text: `$x$` in one is not maths
 }
 
 SERIES = {  # setting prefix -> (label, colour, marker)
