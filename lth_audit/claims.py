@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .conditions import PROFILES, ProfileName
 from .inputfiles import FILES_SETTING, InputLimits, Unreadable, check_regular, expand, walk_files
 from .records import DatasetName, InputError, Problem, RunRecord, Setting, load_records
+from .strict import Boolean, Number
 from .thresholds import MissingThresholds, ThresholdOverrides, Thresholds, resolve
 from .yamlfile import YamlDoc, load_yaml
 
@@ -30,7 +31,7 @@ class Claim(BaseModel):
     arch: Annotated[str, Field(min_length=1)]
     dataset: DatasetName
     setting: Setting
-    sparsity: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
+    sparsity: Annotated[float, Number, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
     expect: Expect
 
     @field_validator("setting")
@@ -55,9 +56,9 @@ class GuidelineClaim(BaseModel):
     rule: RuleName
     arch: Annotated[str, Field(min_length=1)]
     dataset: DatasetName
-    sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    sparsity: Annotated[float, Number, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] | None = None
     setting: Setting = Setting.LT_IMP
-    residual: bool | None = None            # rules 1 and 2: does `arch` have residual connections?
+    residual: Annotated[bool, Boolean] | None = None            # rules 1 and 2: does `arch` have residual connections?
     smaller: str | None = None              # rule 3: the less redundant network to compare with
 
     @model_validator(mode="after")

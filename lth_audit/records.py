@@ -13,10 +13,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .inputfiles import InputLimits, Unreadable, read_bounded
+from .strict import Boolean, Number
 
 SCHEMA = "lth-audit.run/1"
 MAX_DEPTH = 64
@@ -46,18 +46,6 @@ class Setting(str, Enum):
     def is_ticket(self) -> bool:
         return self.value.startswith(("lt-", "wr-"))
 
-
-def _number(value: Any) -> Any:
-    """A number stays a number: "52.5" or true where a number belongs is an error, never converted."""
-    if isinstance(value, (str, bool)):
-        raise ValueError(f"expected a number, not {'true/false' if isinstance(value, bool) else 'a string'}")
-    return value
-
-
-Number = BeforeValidator(_number)
-"""Marks a float or int field strict about its type (an int where a float belongs is fine)."""
-Boolean = Strict()
-"""A bool field takes true or false only, never "yes" or 1."""
 
 Percent = Annotated[float, Number, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Number, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]

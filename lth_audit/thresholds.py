@@ -6,7 +6,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Pp = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+from .strict import Number
+
+Pp = Annotated[float, Number, Field(ge=0.0, allow_inf_nan=False)]
+Epochs = Annotated[int, Number, Field(ge=1)]
+Sparsity = Annotated[float, Number, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
 
 
 class Thresholds(BaseModel):
@@ -16,8 +20,8 @@ class Thresholds(BaseModel):
 
     similar: Pp
     gap: Pp
-    sufficient_epochs: Annotated[int, Field(ge=1)]
-    min_sparsity: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.59
+    sufficient_epochs: Epochs
+    min_sparsity: Sparsity = 0.59
     band_floor: Pp = 0.1
     band_se: Pp = 1.0
     seed_sd: Pp | None = None   # known seed SD of reported numbers (one run per cell): SPEC §2 "Noise"
@@ -31,8 +35,8 @@ class ThresholdOverrides(BaseModel):
 
     similar: Pp | None = None
     gap: Pp | None = None
-    sufficient_epochs: Annotated[int, Field(ge=1)] | None = None
-    min_sparsity: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] | None = None
+    sufficient_epochs: Epochs | None = None
+    min_sparsity: Sparsity | None = None
     band_floor: Pp | None = None
     band_se: Pp | None = None
     seed_sd: Pp | None = None

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..records import Boolean, Fraction, InputError, Number, Problem, Setting
+from ..records import Fraction, InputError, Problem, Setting
+from ..strict import Boolean, Number
 from ..yamlfile import YamlDoc, load_yaml, parse_yaml
 from .recipes import PRESETS, Recipe, arch_preset
 

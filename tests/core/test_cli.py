@@ -132,3 +132,18 @@ def test_a_rewound_ticket_under_rigorous_is_refused_with_the_profile_to_use(tmp_
     err = capsys.readouterr().err
     assert "c.lth.yaml:3: [claims.0.setting]" in err and "profile 'rigorous' judges tickets of setting lt-imp, " \
         "lt-omp, not 'wr-imp'; a wr-imp ticket is judged under `profile: rewinding`" in err
+
+
+@pytest.mark.parametrize("field,bad,where", [
+    ("sparsity: 0.832", 'sparsity: "0.832"', "[claims.0.sparsity]"),
+    ("records:", "thresholds: {similar: \"0.5\"}\nrecords:", "[thresholds.similar]"),
+    ("records:", "thresholds: {sufficient_epochs: true}\nrecords:", "[thresholds.sufficient_epochs]"),
+])
+def test_claim_files_are_strict_about_numbers(tmp_path, capsys, field, bad, where):
+    claim = _case(tmp_path, "c01-jackpot")
+    text = claim.read_text()
+    assert field in text
+    claim.write_text(text.replace(field, bad, 1))
+    assert main(["audit", str(claim)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "expected a number" in err
