@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .strict import Number
 
-Pp = Annotated[float, Number, Field(ge=0.0, allow_inf_nan=False)]
+Pp = Annotated[float, Field(ge=0.0, allow_inf_nan=False), Number]   # Field first: nan says "finite number"
 Epochs = Annotated[int, Number, Field(ge=1)]
-Sparsity = Annotated[float, Number, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+Sparsity = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False), Number]
 
 
 class Thresholds(BaseModel):
