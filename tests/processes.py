@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lth_audit.records import RecordStore
+from lth_audit.store import RecordStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -40,7 +40,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..records import RecordStore
+    from ..store import RecordStore
     from .experiment import load_experiment
 
     exp = load_experiment(args.file)   # before torch is imported: a malformed file fails fast
