@@ -114,13 +114,16 @@ def scaffold(records: Sequence[RunRecord], stores: Sequence[Path], out: Path, pr
              "# A claim states what the evidence should show (SPEC §4): expect jackpot | secondary | none."]
     if not expect_current:
         lines.append("# Every `expect: null` below is yours to state; until then the file does not load.")
-    lines += ["", f"records: {_yaml(rel)}", f"profile: {profile}", f"metric: {metric}"]
+    lines += ["", "records:", *(f"  - {_yaml(r)}" for r in rel), f"profile: {profile}", f"metric: {metric}"]
     if given:
         lines.append(f"thresholds: {_yaml(given)}")
     for d in unknown:
         longest = max(r.total_epochs for r in records if r.dataset == d)
-        lines += ["", f"# {d} is not in SPEC §2's table: state its thresholds (and drop the #) before auditing.",
-                  "# thresholds:"]
+        lines += ["", f"# {d} is not in SPEC §2's table: state its thresholds (and drop the #) before auditing."]
+        if len(datasets) > 1:
+            lines.append(f"# They apply to every claim of this file: claims on {', '.join(datasets)} are better "
+                         f"kept in files of their own.")
+        lines.append("# thresholds:")
         for k in NEEDED:
             hint = HINTS[k] + (f"; these records train up to {longest} epochs" if k == "sufficient_epochs" else "")
             lines.append(f"#   {k}: {given.get(k, '')}    # {hint}")

@@ -13,7 +13,7 @@ from lth_audit.backend.models import count_params, search_width
 from lth_audit.backend.run import Runner
 from lth_audit.records import Setting, load_records
 from lth_audit.store import RecordStore
-from processes import sigkill_after_first_record
+from ..processes import sigkill_after_first_record
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,1 +1,0 @@
-"""Importers of other tools' output trees (OpenLTH)."""

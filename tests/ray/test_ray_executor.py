@@ -18,7 +18,7 @@ from lth_audit.backend.experiment import load_experiment  # noqa: E402
 from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
 from lth_audit.backend.run import Runner  # noqa: E402
 from lth_audit.records import Setting, load_records  # noqa: E402
-from processes import sigkill_after_first_record  # noqa: E402
+from ..processes import sigkill_after_first_record  # noqa: E402
 
 pytestmark = pytest.mark.ray
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # hooks travel to the workers by value
