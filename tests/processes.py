@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sigkill_after_first_record(cmd: list[str], out: Path, timeout: float) -> list[str]:
     """Start `cmd`, SIGKILL it once `out` holds a record, return the store's lines at that moment."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[ray]"')
 
 from lth_audit.cli import main  # noqa: E402
 from lth_audit.backend.experiment import load_experiment  # noqa: E402
@@ -111,7 +111,7 @@ def test_killed_driver_resumes(ray_cluster, tmp_path, write_exp):
     cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--executor", "ray",
            "--address", address, "--device", "cpu", "--quiet"]
     before = sigkill_after_first_record(cmd, out, timeout=90)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     assert 1 <= len(before) < total
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
