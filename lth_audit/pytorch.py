@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-import torch
+try:
+    import torch
+except ImportError as exc:  # the base install has no torch
+    raise ImportError('lth_audit.pytorch needs torch: pip install "lth-audit[train]" (or torch >= 2.4)') from exc
 from torch import nn
 from torch.nn.utils import prune
 
