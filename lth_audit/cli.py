@@ -10,8 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .analysis.commands import register as register_analysis
-from .backend.commands import register as register_backend
 from .audit import audit_file
+from .backend.commands import register as register_backend
 from .backend.commands import requires_train
 from .claims import CLAIM_SUFFIXES, ClaimFile, is_claim_file, load_claim_file, merged_landscapes, merged_records
 from .conditions import PROFILES

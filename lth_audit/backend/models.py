@@ -460,10 +460,10 @@ def build_model(name: str, dataset: str, width: float = 1.0, seed: int | None = 
 
 def count_params(name: str, dataset: str, width: float = 1.0) -> int:
     """Parameter count, built on the meta device (no memory, no init)."""
-    return pytorch.count_params(lambda w: build_model(name, dataset, w), width)
+    return pytorch.count_params(lambda w: build_model(name, dataset, w, device="meta"), width)
 
 
 def search_width(name: str, dataset: str, target: int, lo: float = 1e-3, hi: float = 1.0) -> tuple[float, int]:
     """The width multiplier whose parameter count is closest to `target` (SDT). Returns (width, params);
     the search is `lth_audit.pytorch.small_dense_width` on this registry entry."""
-    return pytorch.small_dense_width(lambda w: build_model(name, dataset, w), target, lo, hi)
+    return pytorch.small_dense_width(lambda w: build_model(name, dataset, w, device="meta"), target, lo, hi)

@@ -45,7 +45,7 @@ def dense_names(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
     """Conv and linear weights (`<module>.weight`) that `ignore` leaves dense, in the model's order."""
     ignore = list(ignore)
     return [f"{name}.weight" for name, mod in model.named_modules()
-            if isinstance(mod, _PRUNABLE) and _ignored(name, ignore)]
+            if isinstance(mod, PRUNABLE) and _ignored(name, ignore)]
 
 
 def full_mask(model: nn.Module, ignore: Iterable[str] = ()) -> Mask:
