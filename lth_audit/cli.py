@@ -21,7 +21,6 @@ from .options import add_limit_options, add_threshold_options, limits_from, over
 from .records import InputError, Problem, atomic_write_text, load_records
 from .session import audit_paths
 
-
 DEBUG_HELP = "show the traceback of an input or environment error (they are one-line messages otherwise)"
 
 

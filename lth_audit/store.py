@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .records import Problem, RunRecord, load_records, problems_from_validation
+from .records import FRACTION_MAX, Problem, RunRecord, load_records, problems_from_validation
 
 try:
     import fcntl
@@ -46,13 +46,14 @@ class RecordRejected(ValueError):
 
 
 def percent_problems(rec: RunRecord, where: str) -> list[Problem]:
-    """SPEC §3's unit rule at write time: a run that trained has an accuracy above 1 %, so ≤ 1.0 is a fraction."""
+    """SPEC §3's unit rule at write time: a run that trained has an accuracy above 1 %, so ≤ 1.0 is a fraction
+    (`records.FRACTION_MAX`, the loader's rule, which can only judge a whole store)."""
     if rec.diverged:
         return []
     out = []
     for name in ("top1", "best_top1"):
         value = getattr(rec, name)
-        if value is not None and value <= 1.0:
+        if value is not None and value <= FRACTION_MAX:
             out.append(Problem(where, None, name,
                                f"accuracies are in percent (0-100): got {value!r}, did you mean {100 * value:g}? "
                                f"(a run that failed to train: set diverged=True)"))
