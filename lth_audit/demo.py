@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from .scaffold import EXPECT
+
 IMP_SPARSITIES = (0.59, 0.832, 0.914)
-EXPECT = {"jackpot": "jackpot", "jackpot-boundary": "jackpot", "secondary": "secondary",
-          "secondary-boundary": "secondary", "none": "none", "insufficient-evidence": "none"}
 
 
 @dataclass(frozen=True)

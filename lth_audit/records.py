@@ -1,4 +1,4 @@
-"""Run records (SPEC §3): one trained network per JSON line, and the store that reads and writes them."""
+"""Run records (SPEC §3): one trained network per JSON line, and the loader that reads a store."""
 
 from __future__ import annotations
 
@@ -377,26 +377,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-class RecordStore:
-    """A single JSONL file that one writer appends to; every write replaces the file atomically."""
+def __getattr__(name: str) -> Any:
+    """`RecordStore` moved to `lth_audit.store` (it appends through the locked writer); the old import works."""
+    if name == "RecordStore":
+        from .store import RecordStore
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-
-    def load(self) -> list[RunRecord]:
-        if not self.path.exists():
-            return []
-        # The trainer writes percent itself, and a short run on 1000 classes may well stay below 1 %.
-        return load_records([self.path], check_units=False).raise_on_problems()
-
-    def run_ids(self) -> set[str]:
-        return {r.run_id for r in self.load()}
-
-    def append(self, records: Sequence[RunRecord]) -> None:
-        existing = self.load()
-        ids = {r.run_id for r in existing}
-        clash = [r.run_id for r in records if r.run_id in ids]
-        if clash:
-            raise ValueError(f"{self.path}: run_id already recorded: {', '.join(clash)}")
-        lines = [r.to_json() for r in [*existing, *records]]
-        atomic_write_text(self.path, "".join(line + "\n" for line in lines))
+        return RecordStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

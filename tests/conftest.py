@@ -12,7 +12,7 @@ import pytest
 import lth_audit.cli  # noqa: F401
 import lth_audit.report.html  # noqa: F401
 import lth_audit.report.plots  # noqa: F401
-from conformance_cases import CONFORMANCE, EXPECTED
+from .conformance_cases import CONFORMANCE, EXPECTED
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from lth_audit.records import RecordStore
+from lth_audit.store import RecordStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def sigkill_after_first_record(cmd: list[str], out: Path, timeout: float) -> list[str]:
     """Start `cmd`, SIGKILL it once `out` holds a record, return the store's lines at that moment."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ import argparse
 import json
 import time
 
+from ..backend.commands import requires_train
 from ..exitcodes import CommandError, reported
 
 
@@ -68,7 +69,8 @@ def register(subparsers) -> None:
         "landscape", help="loss contours on the PCA plane of runs' training trajectories (needs trajectory_every)",
         description="One subplot per run: the two PCA directions of its kept weights (filter-normalised), the "
                     "training loss on a grid in that plane (masked runs stay masked), the trajectory projected "
-                    "on it. Writes OUT (.png/.svg) and OUT with .json. Grids are cached in <out>.ckpt/landscape/.")
+                    "on it. Writes OUT (.png/.svg) and OUT with .json. Grids are cached in <out>.ckpt/landscape/. "
+                    "Needs the [train] extra.")
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="experiment file(s) whose runs to draw")
     p.add_argument("-o", "--out", required=True, help="figure path (.png, .svg or .pdf); sidecar: same name .json")
     p.add_argument("--run", action="append", metavar="ID", help="run id (repeatable); subplots in this order")
@@ -94,4 +96,4 @@ def register(subparsers) -> None:
     p.add_argument("--cols", type=int, default=None, help="subplots per row (default: 2 for 4 runs, else up to 4)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached grid exists")
     p.add_argument("--json", action="store_true", help="also print a per-run summary as JSON")
-    p.set_defaults(func=cmd_landscape)
+    p.set_defaults(func=requires_train(cmd_landscape))

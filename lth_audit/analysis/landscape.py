@@ -447,7 +447,7 @@ def select_runs(exps, run_ids: Sequence[str] = (), settings: Sequence[str] = (),
                 seeds: Sequence[int] = (), sparsities: Sequence[float] = (), tol: float = 2e-3) -> list[tuple]:
     """(experiment, record) pairs, in experiment order then record order, that pass every filter given.
     Sparsities match within `tol` (0.738 asked, 0.7379 recorded)."""
-    from ..records import RecordStore
+    from ..store import RecordStore
 
     picked = []
     for exp in exps:

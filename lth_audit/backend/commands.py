@@ -2,15 +2,37 @@
 
 `register(subparsers)` adds them to the CLI's argparse tree without importing torch; each handler
 imports what it needs. Errors are raised, and `exitcodes.run_guarded` (via `cli.main`) turns them into
-exit statuses and one-line messages.
+exit statuses and one-line messages. `requires_train` guards every command that needs the [train] extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
+from collections.abc import Callable
 
 from ..exitcodes import CommandError, kept, reported
+
+TRAIN_MODULES = ("torch", "torchvision", "mnist1d", "tqdm")
+"""What the [train] extra installs (pyproject.toml); the audit side needs none of it."""
+TRAIN_HINT = 'pip install "lth-audit[train]"   (from a clone: pip install -e ".[train]")'
+
+
+def requires_train(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`handler`, run only when the [train] extra is installed; otherwise a CommandError (exit 2) saying how
+    to install it."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        missing = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise CommandError(f"`lth-audit {args.command}` needs the training backend, the [train] extra "
+                               f"(missing: {', '.join(missing)}): {TRAIN_HINT}")
+        return handler(args)
+
+    return run
 
 
 def _kept(out) -> str:
@@ -34,13 +56,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
+        print(f"{'arch':<17} {'params':>12}  {'dataset':<14} {'left dense':<14} description")
         for r in rows:
-            print(f"{r['name']:<17} {r['params'] / 1e6:>8.2f}M  {r['dataset']:<14} {r['description']}")
+            print(f"{r['name']:<17} {r['params']:>12,}  {r['dataset']:<14} {', '.join(r['dense']):<14} "
+                  f"{r['description']}")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..records import RecordStore
+    from ..store import RecordStore
     from .experiment import load_experiment
 
     exp = load_experiment(args.file)   # before torch is imported: a malformed file fails fast
@@ -88,16 +112,26 @@ def _cmd_run_ray(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `models`, `plan` and `run` to an argparse subparsers object (no torch import here)."""
-    p = subparsers.add_parser("models", help="list the model registry with parameter counts")
+    def command(name: str, summary: str, description: str, handler) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=summary, description=f"{description} Needs the [train] extra.")
+        p.set_defaults(func=requires_train(handler))
+        return p
+
+    p = command("models", "list the model registry with parameter counts",
+                "The architectures `run` trains, each built for a data set (its own by default), with its "
+                "parameter count (the paper's Table 2) and the layers left dense.", cmd_models)
     p.add_argument("--dataset", default=None, help="build for this data set (fixes stem and class count)")
     p.add_argument("--json", action="store_true", help="JSON: a list of {name, params, ...}")
-    p.set_defaults(func=cmd_models)
 
-    p = subparsers.add_parser("plan", help="show the runs of an experiment file, what is done, epochs left")
+    p = command("plan", "show the runs of an experiment file, what is done, epochs left",
+                "Every run the experiment file asks for, in training order with its dependencies, which are "
+                "already recorded in `out`, and the epochs left to train (SPEC §5).", cmd_plan)
     p.add_argument("file")
-    p.set_defaults(func=cmd_plan)
 
-    p = subparsers.add_parser("run", help="train the runs of an experiment file, appending records to `out`")
+    p = command("run", "train the runs of an experiment file, appending records to `out`",
+                "Train every run of the experiment file not yet recorded in `out` (resumes after a stop), keep "
+                "the checkpoints later stages need in <out>.ckpt/, append one record per finished network "
+                "(SPEC §5; docs/backend.md, docs/ray.md).", cmd_run)
     p.add_argument("file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"],
@@ -111,4 +145,3 @@ def register(subparsers) -> None:
                    help="CPU threads (default: torch's; 1 for a model under 1M parameters trained alone)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
-    p.set_defaults(func=cmd_run)

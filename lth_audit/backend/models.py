@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .. import pytorch
 from .data import DATASETS, DatasetInfo
 
 
@@ -459,26 +460,10 @@ def build_model(name: str, dataset: str, width: float = 1.0, seed: int | None = 
 
 def count_params(name: str, dataset: str, width: float = 1.0) -> int:
     """Parameter count, built on the meta device (no memory, no init)."""
-    model = build_model(name, dataset, width, device="meta")
-    return sum(p.numel() for p in model.parameters())
+    return pytorch.count_params(lambda w: build_model(name, dataset, w, device="meta"), width)
 
 
 def search_width(name: str, dataset: str, target: int, lo: float = 1e-3, hi: float = 1.0) -> tuple[float, int]:
-    """The width multiplier whose parameter count is closest to `target` (SDT). Returns (width, params).
-
-    Parameter count is monotone in w (every channel count is), so bisect for the smallest w with
-    count >= target and compare it with the largest w below it.
-    """
-    if count_params(name, dataset, hi) < target:
-        return hi, count_params(name, dataset, hi)
-    if count_params(name, dataset, lo) >= target:
-        return lo, count_params(name, dataset, lo)
-    a, b = lo, hi
-    for _ in range(50):
-        mid = 0.5 * (a + b)
-        if count_params(name, dataset, mid) >= target:
-            b = mid
-        else:
-            a = mid
-    pa, pb = count_params(name, dataset, a), count_params(name, dataset, b)
-    return (a, pa) if abs(pa - target) < abs(pb - target) else (b, pb)
+    """The width multiplier whose parameter count is closest to `target` (SDT). Returns (width, params);
+    the search is `lth_audit.pytorch.small_dense_width` on this registry entry."""
+    return pytorch.small_dense_width(lambda w: build_model(name, dataset, w, device="meta"), target, lo, hi)

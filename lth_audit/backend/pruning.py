@@ -24,7 +24,7 @@ from torch import nn
 
 from .jobs import Mask
 
-_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def _ignored(module_name: str, ignore: Iterable[str]) -> bool:
@@ -38,14 +38,14 @@ def prunable_names(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
     """Parameter names (`<module>.weight`) that pruning ranks, in the model's order."""
     ignore = list(ignore)
     return [f"{name}.weight" for name, mod in model.named_modules()
-            if isinstance(mod, _PRUNABLE) and not _ignored(name, ignore)]
+            if isinstance(mod, PRUNABLE) and not _ignored(name, ignore)]
 
 
 def dense_names(model: nn.Module, ignore: Iterable[str] = ()) -> list[str]:
     """Conv and linear weights (`<module>.weight`) that `ignore` leaves dense, in the model's order."""
     ignore = list(ignore)
     return [f"{name}.weight" for name, mod in model.named_modules()
-            if isinstance(mod, _PRUNABLE) and _ignored(name, ignore)]
+            if isinstance(mod, PRUNABLE) and _ignored(name, ignore)]
 
 
 def full_mask(model: nn.Module, ignore: Iterable[str] = ()) -> Mask:
@@ -120,24 +120,3 @@ def apply_mask(model: nn.Module, mask: Mask | None) -> nn.Module:
             for n, m in mask.items():
                 params[n].mul_(m.to(params[n].device, params[n].dtype))
     return model
-
-
-def masked_state(state: Mapping[str, torch.Tensor], mask: Mask | None) -> dict[str, torch.Tensor]:
-    out = {k: v.clone() for k, v in state.items()}
-    for n, m in (mask or {}).items():
-        out[n] = out[n] * m.to(out[n].dtype)
-    return out
-
-
-def measured_sparsity(state: Mapping[str, torch.Tensor], names: Iterable[str]) -> float:
-    """Fraction of exact zeros among the prunable weights of `state`."""
-    names = list(names)
-    total = sum(state[n].numel() for n in names)
-    zeros = sum(int((state[n] == 0).sum()) for n in names)
-    return zeros / total if total else 0.0
-
-
-def nonzero_params(model: nn.Module, mask: Mask | None) -> int:
-    """Parameters of the network that remain: all of them minus the pruned weights."""
-    total = sum(p.numel() for p in model.parameters())
-    return total - (pruned_count(mask) if mask else 0)

@@ -35,7 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..records import RecordStore, RunRecord
+from ..records import RunRecord
+from ..store import RecordStore
 from .experiment import Experiment
 from .plan import PlannedRun
 

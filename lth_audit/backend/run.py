@@ -16,7 +16,8 @@ import torch
 
 from .. import __version__
 from ..correlation import correlation_indicator
-from ..records import RecordStore, RunRecord, Setting
+from ..records import RunRecord, Setting
+from ..store import RecordStore
 from . import device as dev
 from .checkpoints import Checkpoints
 from .data import load_dataset

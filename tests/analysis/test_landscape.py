@@ -11,7 +11,7 @@ from lth_audit.analysis.landscape import (GridSpec, LossEvaluator, Trajectory, d
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import build_model
 from lth_audit.backend.run import Runner
-from lth_audit.records import RecordStore
+from lth_audit.store import RecordStore
 
 
 def _trajectory(arch="resnet1d", n=6, masked=True, mask_states=True, seed=0):

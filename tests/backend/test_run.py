@@ -11,8 +11,9 @@ from lth_audit.correlation import correlation_indicator
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import count_params, search_width
 from lth_audit.backend.run import Runner
-from lth_audit.records import RecordStore, Setting, load_records
-from processes import sigkill_after_first_record
+from lth_audit.records import Setting, load_records
+from lth_audit.store import RecordStore
+from ..processes import sigkill_after_first_record
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance_cases import EXPECTED, ROOT
+from ..conformance_cases import EXPECTED, ROOT
 
 NO_CACHE = ("-p", "no:cacheprovider")
 COUNTS = dict(Counter(e["outcome"] for e in EXPECTED.values()))
@@ -205,7 +205,7 @@ def test_shipped_checks_rule_on_the_paper_figure1():
 def test_cli_html(tmp_path):
     from lth_audit.cli import main
 
-    from conformance_cases import CONFORMANCE
+    from ..conformance_cases import CONFORMANCE
 
     assert main(["audit", str(CONFORMANCE), "--html", str(tmp_path / "x.html")]) == 1
     assert Path(tmp_path / "x.html").read_text().count('class="claim"') == len(EXPECTED)

@@ -23,7 +23,7 @@ def mnist1d_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ray_cluster(mnist1d_cache):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[ray]"')
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()

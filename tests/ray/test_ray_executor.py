@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[ray]"')
 
 from lth_audit.cli import main  # noqa: E402
 from lth_audit.backend.experiment import load_experiment  # noqa: E402
 from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
 from lth_audit.backend.run import Runner  # noqa: E402
-from lth_audit.records import Setting, load_records  # noqa: E402
-from processes import sigkill_after_first_record  # noqa: E402
+from lth_audit.records import load_records  # noqa: E402
+from ..processes import sigkill_after_first_record  # noqa: E402
 
 pytestmark = pytest.mark.ray
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # hooks travel to the workers by value
@@ -80,7 +80,7 @@ def test_same_records_as_local_executor(ray_cluster, tmp_path, write_exp, local_
     assert main(["run", str(path), "--executor", "ray", "--device", "cpu", "--quiet"]) == 0
     assert f"trained {N_TINY} runs" in capsys.readouterr().out
     recs = records(tmp_path / "tiny.jsonl")
-    assert len(recs) == N_TINY and {r.setting for r in recs.values()} == set(Setting)
+    assert len(recs) == N_TINY and {r.setting for r in recs.values()} == load_experiment(path).setting_set()
     assert results(recs) == results(local_reference)       # same run_ids, bit-identical accuracies on CPU
     assert all(r.meta["executor"] == "ray" for r in recs.values())
     # a second call finds everything done
@@ -111,7 +111,7 @@ def test_killed_driver_resumes(ray_cluster, tmp_path, write_exp):
     cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(path), "--executor", "ray",
            "--address", address, "--device", "cpu", "--quiet"]
     before = sigkill_after_first_record(cmd, out, timeout=90)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     assert 1 <= len(before) < total
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

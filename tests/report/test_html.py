@@ -23,7 +23,7 @@ from lth_audit.report.html import _grid, render_html, write_html
 from lth_audit.report.margins import margin_chart
 from lth_audit.report.summary import table3
 
-from conformance_cases import CONFORMANCE, EXPECTED
+from ..conformance_cases import CONFORMANCE, EXPECTED
 
 HOSTILE = "<script>alert(1)</script>"
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or "",
