@@ -11,6 +11,10 @@
   default in experiments, `in_memory:` overrides; see `DatasetInfo.streams`).
 - mnist1d: `mnist1d.data.make_dataset(get_dataset_args())` (4000 train / 1000 test, 40 features; no
   download), cached to `$LTH_AUDIT_CACHE/mnist1d.pt` (default ~/.cache/lth-audit), written atomically.
+  `mnist1d-10k`: the same generator and seed asked for 4000 + 10000 examples, the first 4000 for
+  training, the other 10000 for testing (a test set whose binomial SE is a third of 1000's; the demo's),
+  cached as `mnist1d-10k.pt`. Its training examples are other draws than `mnist1d`'s, so it is another
+  data set to the audit, never mixed with `mnist1d` records.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class DatasetInfo:
     std: tuple[float, ...] = ()
     augment: str = "none"
     streams: bool = False     # experiments read it through `load_stream` unless `in_memory: true`
+    test_size: int = 0        # generated data sets (MNIST-1D): test examples generated after the training ones
 
 
 _IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -51,8 +56,11 @@ DATASETS: dict[str, DatasetInfo] = {
                                  mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip"),
     "imagenet": DatasetInfo("imagenet", "image", 1000, image_size=224, stem="imagenet",
                             mean=_IMNET_MEAN, std=_IMNET_STD, augment="crop-flip", streams=True),
-    "mnist1d": DatasetInfo("mnist1d", "1d", 10, channels=1, augment="none"),
+    "mnist1d": DatasetInfo("mnist1d", "1d", 10, channels=1, augment="none", test_size=1000),
+    "mnist1d-10k": DatasetInfo("mnist1d-10k", "1d", 10, channels=1, augment="none", test_size=10000),
 }
+MNIST1D_TRAIN = 4000
+"""Training examples of every MNIST-1D data set (`get_dataset_args`' 5000 examples, 80 % for training)."""
 
 
 def cache_dir() -> Path:
@@ -203,19 +211,36 @@ def load_stream(name: str, root: str | os.PathLike[str], image_size: int | None 
                       num_workers)
 
 
-def load_mnist1d() -> TensorData:
-    path = cache_dir() / "mnist1d.pt"
+def make_mnist1d(test_size: int = 1000) -> dict[str, torch.Tensor]:
+    """MNIST-1D as `mnist1d` generates it: `get_dataset_args()` (seed 42) asked for MNIST1D_TRAIN +
+    `test_size` examples, the first MNIST1D_TRAIN for training. With test_size 1000 that is exactly
+    `make_dataset(get_dataset_args())` (its 80 % split of 5000)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    total = MNIST1D_TRAIN + test_size
+    if test_size < 1 or total % 10:
+        raise ValueError(f"MNIST-1D test_size {test_size}: must be >= 1 and make {MNIST1D_TRAIN} + test_size "
+                         "a multiple of 10 (the generator makes the same number of every digit)")
+    args = get_dataset_args()
+    args.num_samples, args.train_split = total, 1.0   # split here, by count: no float rounding of the split
+    raw = make_dataset(args)
+    x, y = torch.tensor(raw["x"], dtype=torch.float32), torch.tensor(raw["y"], dtype=torch.long)
+    return {"x": x[:MNIST1D_TRAIN].clone(), "y": y[:MNIST1D_TRAIN].clone(),
+            "x_test": x[MNIST1D_TRAIN:].clone(), "y_test": y[MNIST1D_TRAIN:].clone()}
+
+
+def load_mnist1d(name: str = "mnist1d") -> TensorData:
+    """An MNIST-1D data set of DATASETS (`mnist1d`, `mnist1d-10k`), generated once and cached as `<name>.pt`."""
+    info = DATASETS[name]
+    if info.kind != "1d" or not info.test_size:
+        raise ValueError(f"{name!r} is not an MNIST-1D data set")
+    path = cache_dir() / f"{name}.pt"
     if path.exists():
         d = torch.load(path, weights_only=True)
     else:
-        from mnist1d.data import get_dataset_args, make_dataset
-
-        raw = make_dataset(get_dataset_args())
-        d = {"x": torch.tensor(raw["x"], dtype=torch.float32), "y": torch.tensor(raw["y"], dtype=torch.long),
-             "x_test": torch.tensor(raw["x_test"], dtype=torch.float32),
-             "y_test": torch.tensor(raw["y_test"], dtype=torch.long)}
+        d = make_mnist1d(info.test_size)
         atomic_torch_save(d, path)
-    return TensorData(d["x"], d["y"], d["x_test"], d["y_test"], 10, DATASETS["mnist1d"].augment)
+    return TensorData(d["x"], d["y"], d["x_test"], d["y_test"], info.num_classes, info.augment)
 
 
 def load_dataset(name: str, root: str | os.PathLike[str] = "~/data", download: bool = False,
@@ -236,7 +261,7 @@ def load_dataset(name: str, root: str | os.PathLike[str] = "~/data", download: b
     elif name in ("tiny-imagenet", "imagenet"):
         data = load_image_folder(name, root)
     else:
-        data = load_mnist1d()
+        data = load_mnist1d(name)
     if augment is not None:
         data.augment = augment
     return data

@@ -26,7 +26,7 @@ SEED_MAX = 2**32 - 1
 Seed = Annotated[int, Number, Field(ge=0, le=SEED_MAX)]
 
 DEFAULT_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
-                  "imagenet": "imagenet", "mnist1d": "mnist1d"}
+                  "imagenet": "imagenet", "mnist1d": "mnist1d", "mnist1d-10k": "mnist1d"}
 _RECIPE_KEYS = ("epochs", "batch_size", "momentum", "weight_decay", "schedule", "milestones", "gamma",
                 "warmup_epochs", "nesterov", "imp_rate", "init", "label_smoothing", "mixup")
 _RESOLVED_IN_HASH = ("init", "label_smoothing", "mixup")

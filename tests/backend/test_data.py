@@ -58,3 +58,37 @@ def test_mnist1d_cached():
     b = load_mnist1d()
     assert a.x_train.shape == (4000, 40) and a.x_test.shape == (1000, 40) and torch.equal(a.x_train, b.x_train)
     assert DATASETS["mnist1d"].num_classes == 10
+
+
+@pytest.mark.slow
+def test_mnist1d_is_the_packages_own_split():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    raw = make_dataset(get_dataset_args())
+    d = load_mnist1d()
+    assert torch.equal(d.x_train, torch.tensor(raw["x"], dtype=torch.float32))
+    assert torch.equal(d.x_test, torch.tensor(raw["x_test"], dtype=torch.float32))
+    assert d.y_train.tolist() == raw["y"].tolist() and d.y_test.tolist() == raw["y_test"].tolist()
+
+
+@pytest.mark.slow
+def test_mnist1d_10k_is_its_own_cached_data_set():
+    from lth_audit.backend.data import cache_dir
+
+    big = load_dataset("mnist1d-10k")
+    assert big.x_train.shape == (4000, 40) and big.x_test.shape == (10000, 40)
+    assert (cache_dir() / "mnist1d-10k.pt").is_file() and (cache_dir() / "mnist1d.pt").is_file()
+    counts = torch.bincount(torch.cat([big.y_train, big.y_test]), minlength=10)
+    assert counts.tolist() == [1400] * 10   # the generator makes every digit equally often
+    assert not torch.equal(big.x_train, load_mnist1d().x_train)   # other draws: another data set
+    again = load_mnist1d("mnist1d-10k")   # from the cache now
+    assert torch.equal(again.x_test, big.x_test) and DATASETS["mnist1d-10k"].test_size == 10000
+
+
+def test_mnist1d_sizes_and_names_are_checked():
+    from lth_audit.backend.data import make_mnist1d
+
+    with pytest.raises(ValueError, match="multiple of 10"):
+        make_mnist1d(1005)
+    with pytest.raises(ValueError, match="not an MNIST-1D data set"):
+        load_mnist1d("cifar10")
