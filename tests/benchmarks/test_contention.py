@@ -1,0 +1,55 @@
+"""benchmarks/contention.py: what it times, the busy process, and the workers seam."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from lth_audit.demo import DemoGrid
+
+
+def test_slices_of_the_demo_grid(script):
+    c = script("contention")
+    grid = DemoGrid()
+    pre = c.slice_grid(grid, "pretrain")
+    assert pre.settings == ("pretrain",) and pre.sparsities == () and pre.lrs == grid.lrs and pre.epochs == grid.epochs
+    assert c.runs_of(pre) == len(grid.lrs) * len(grid.seeds)
+    assert c.slice_grid(grid, "demo", epochs=3) == DemoGrid(epochs=3)
+    with pytest.raises(ValueError, match="unknown slice"):
+        c.slice_grid(grid, "lt-imp")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU time from /proc")
+def test_busy_process_spins_and_is_gone_after(script):
+    c = script("contention")
+
+    def cpu_seconds(pid: int) -> float:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    with c.busy_process("python") as proc:
+        time.sleep(1.0)
+        assert proc.poll() is None and cpu_seconds(proc.pid) > 0.3
+    assert proc.poll() is not None
+
+
+def test_workers_refused_until_the_cli_has_them(script, monkeypatch, capsys):
+    c = script("contention")
+    monkeypatch.setattr(c, "cli_supports", lambda option: False)
+    assert c.main(["--workers", "2"]) == 2
+    assert "no --workers option yet" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        c.main(["--threads", "0"])
+
+
+@pytest.mark.slow
+def test_one_round_prints_the_ratio(script, monkeypatch, capsys):
+    c = script("contention")
+    monkeypatch.setattr(c, "DemoGrid", lambda: DemoGrid(lrs=DemoGrid().lrs[:1], seeds=(0, 1)))
+    assert c.main(["--epochs", "1", "--rounds", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "load average before" in out and "runs·epochs/s" in out
+    ratio = float(out.split("contended/quiet (demo, --threads 1): ")[1].split("×")[0])
+    assert ratio > 0.3
