@@ -183,12 +183,17 @@ def parser() -> argparse.ArgumentParser:
     o = _command(tools, "openlth", "OpenLTH's data root, or one lottery_<hash> folder",
                  "Import OpenLTH (facebookresearch/open_lth) lottery experiments: level 0 -> pretrain, level k -> "
                  "lt-imp (wr-imp with --rewinding_steps), randomly_reinitialize branches -> rr-imp, "
-                 "randomly_prune branches kept in the meta of their level's record. Records already in FILE are "
+                 "randomly_prune branches kept in the meta of their level's record (or rp-imp records with "
+                 "--randomly-prune-as rp-imp). Records already in FILE are "
                  "left as they are; nothing is written when a problem is found.", INPUT_EXITS)
     o.add_argument("dir", metavar="DIR", help="OpenLTH's data root (e.g. ~/open_lth_data) or a lottery_<hash> folder")
     o.add_argument("-o", "--out", required=True, metavar="FILE", help="record store to append to (*.jsonl)")
     o.add_argument("--train-size", action="append", default=[], metavar="DATASET=N",
                    help="training-set size of a data set OpenLTH does not ship (for iterations per epoch)")
+    o.add_argument("--randomly-prune-as", choices=["meta", "rp-imp"], default="meta",
+                   help="rp-imp: state that the randomly_prune branches used OpenLTH's default strategy `layerwise` "
+                        "(OpenLTH does not write it down) and record them as rp-imp (SPEC §6); branches of a "
+                        "rewinding experiment start at θt, not θ0, and stay in meta")
     o.set_defaults(func=_cmd_import_openlth)
     d = _command(sub, "demo", "train the MNIST-1D sanity-check grid, write its claims, audit, report",
                  "Train the paper's sanity checks on MNIST-1D on this machine (pretraining, IMP, OMP, random "
@@ -238,7 +243,7 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
         if not name or not n.isdigit() or int(n) < 1:
             raise CommandError(f"--train-size {item!r}: expected DATASET=N with N a positive whole number")
         sizes[name] = int(n)
-    result = import_openlth(args.dir, sizes)
+    result = import_openlth(args.dir, sizes, args.randomly_prune_as)
     for why, folders in result.left_out.items():
         print(f"note: not imported, {why}: {len(folders)} folder(s), e.g. {folders[0]}", file=sys.stderr)
     out = Path(args.out)
