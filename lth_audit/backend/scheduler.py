@@ -50,6 +50,7 @@ class RunSummary:
     skipped: int = 0                                     # finished before it started
     elsewhere: list[str] = field(default_factory=list)   # finished by another process while it ran
     weights: list[str] = field(default_factory=list)     # recorded runs trained again for their checkpoints
+    twice: list[str] = field(default_factory=list)       # trained here, but recorded first by another writer
     diverged: list[str] = field(default_factory=list)
     moved: int = 0                                       # records of changed runs moved aside
     moved_to: Path | None = None
@@ -65,6 +66,8 @@ class RunSummary:
             parts.append(f"{len(self.elsewhere)} trained by another process")
         if self.weights:
             parts.append(f"{len(self.weights)} trained again for their checkpoints")
+        if self.twice:
+            parts.append(f"{len(self.twice)} also trained by another writer, which recorded them first")
         if self.moved:
             parts.append(f"{self.moved} changed records moved to {self.moved_to}")
         parts.append(f"{len(self.diverged)} diverged")
@@ -242,7 +245,7 @@ class Scheduler:
             try:
                 self.store.append([rec])
             except RecordRejected:   # recorded meanwhile by a writer that takes no claims: keep the first
-                summary.elsewhere.append(rec.run_id)
+                summary.twice.append(rec.run_id)
             else:
                 summary.trained.append(rec.run_id)
                 if rec.diverged:
