@@ -36,7 +36,7 @@ _RESOLVED_IN_HASH = ("init", "label_smoothing", "mixup")
 NOT_TRAINING = frozenset({"name", "out", "source", "data_root", "download", "lrs", "seeds", "settings", "sparsities",
                           "trajectory_every", "in_memory", "loader_workers"})
 """Keys that choose which runs exist, where files go or how data is read, never how one run trains: left out
-of `Experiment.training()`. Every other key counts, including one added later (listing it here is a decision)."""
+of `Experiment.training_config()`. Every other key counts, including one added later (listing it here is a decision)."""
 
 
 class Experiment(BaseModel):
@@ -104,9 +104,9 @@ class Experiment(BaseModel):
 
     @property
     def ckpt_dir(self) -> Path:
-        """The checkpoints of this training configuration: `<out>.ckpt/<training_hash>/`. A changed
+        """The checkpoints of this training configuration: `<out>.ckpt/<training key>/`. A changed
         configuration gets a folder of its own, so no weight or mask is ever reused across configurations."""
-        return self.ckpt_root / self.training_hash()
+        return self.ckpt_root / self.training_key()
 
     @property
     def preset(self) -> str:
@@ -141,12 +141,12 @@ class Experiment(BaseModel):
     def setting_set(self) -> set[Setting]:
         return set(self.settings)
 
-    def training(self) -> dict[str, Any]:
+    def training_config(self) -> dict[str, Any]:
         """What trains every run of this experiment, resolved: the recipe's fields after preset, per-arch
         fields and the file's keys (named as in the file: `momentum`, `epochs`, ...), the init scheme drawn,
         the layers left dense, the augmentation, whether the data streams, the arch's registry version, and
         every other key not in NOT_TRAINING (arch, dataset, width, prune_from, ...). Records keep it in
-        `meta.training`; a recorded run whose `training` differs is *changed* (docs/backend.md, Resume)."""
+        `meta.config`; a recorded run whose configuration differs is *changed* (docs/backend.md, Resume)."""
         from .data import DATASETS
         from .models import entry, init_scheme
 
@@ -162,10 +162,9 @@ class Experiment(BaseModel):
         body["arch_version"] = entry(self.arch).version
         return dict(sorted(body.items()))
 
-    def training_hash(self) -> str:
-        """12 hex digits of `training()`: `meta.training_hash` and the name of this configuration's checkpoint
-        folder."""
-        return hashlib.sha256(json.dumps(self.training(), sort_keys=True).encode()).hexdigest()[:12]
+    def training_key(self) -> str:
+        """12 hex digits of `training_config()`: the name of this configuration's checkpoint folder."""
+        return hashlib.sha256(json.dumps(self.training_config(), sort_keys=True).encode()).hexdigest()[:12]
 
     def config_hash(self) -> str:
         """A hash of what trains: the file's keys, plus what the code resolves differently from the baseline

@@ -1,13 +1,13 @@
 """What a record store says about the runs of a plan: done, to train, or *changed*.
 
 A run is identified by its run id *and* the configuration that trained it. Every record the backend writes
-keeps that configuration (`Experiment.training()`) in `meta.training`, so a resume compares field by field:
-a recorded run whose configuration differs from the experiment's is *changed*, and `lth-audit run` refuses
-to go on (exit 2) until the user says which way out (a new `out`, or `--rerun-changed`: the changed runs'
-records are moved to a dated file beside the store and the runs trained again). The store never holds two
-configurations of one run, so no cell mixes them silently.
+keeps that configuration (`Experiment.training_config()`) in `meta.config`, so a resume compares field by
+field: a recorded run whose configuration differs from the experiment's is *changed*, and `lth-audit run`
+refuses to go on (exit 2) until the user says which way out (a new `out`, or `--rerun-changed`: the changed
+runs' records are moved to a dated file beside the store and the runs trained again). The store never holds
+two configurations of one run, so no cell mixes them silently.
 
-Records written before `meta.training` existed carry only `meta.config_hash` (`Experiment.config_hash()`):
+Records written before `meta.config` existed carry only `meta.config_hash` (`Experiment.config_hash()`):
 equal to the experiment's, the run is the same; different, it is changed and the fields cannot be named.
 """
 
@@ -59,20 +59,20 @@ def diff(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[tuple[str
                  if recorded.get(k, _MISSING) != now.get(k, _MISSING))
 
 
-def change_of(rec: RunRecord, training: Mapping[str, Any], config_hash: str) -> Change | None:
+def change_of(rec: RunRecord, config: Mapping[str, Any], config_hash: str) -> Change | None:
     """None when `rec` was trained as the experiment trains now, else how it differs."""
     meta = rec.meta if isinstance(rec.meta, dict) else {}
-    recorded = meta.get("training")
+    recorded = meta.get("config")
     if isinstance(recorded, dict):
-        fields = diff(recorded, training)
+        fields = diff(recorded, config)
         return Change(rec.run_id, fields) if fields else None
     old = meta.get("config_hash")
     if old == config_hash:
         return None
     if old is None:
-        return Change(rec.run_id, unnamed="its record holds no configuration (no meta.training, no "
+        return Change(rec.run_id, unnamed="its record holds no configuration (no meta.config, no "
                                           "meta.config_hash): it was not written by `lth-audit run`")
-    return Change(rec.run_id, unnamed=f"recorded before records kept their configuration (meta.training): its "
+    return Change(rec.run_id, unnamed=f"recorded before records kept their configuration (meta.config): its "
                                       f"config_hash is {old}, this experiment's is {config_hash}, so the changed "
                                       f"fields cannot be named (that hash also moves with lrs, seeds, settings "
                                       f"and sparsities)")
@@ -82,11 +82,11 @@ def changes(plan: Plan, records: Iterable[RunRecord]) -> dict[str, Change]:
     """The planned runs whose record was trained under another configuration, by run id."""
     exp = plan.experiment
     planned = plan.by_id()
-    training, config_hash = exp.training(), exp.config_hash()
+    config, config_hash = exp.training_config(), exp.config_hash()
     out = {}
     for rec in records:
         if rec.run_id in planned:
-            change = change_of(rec, training, config_hash)
+            change = change_of(rec, config, config_hash)
             if change is not None:
                 out[rec.run_id] = change
     return out

@@ -1,6 +1,6 @@
 """The steps of one run, with typed inputs and outputs: how it starts, its checkpoints, its record.
 
-`Steps(exp)` knows an experiment's model, masks and checkpoint folder (`<out>.ckpt/<training hash>/`):
+`Steps(exp)` knows an experiment's model, masks and checkpoint folder (`<out>.ckpt/<training key>/`):
 
 - `start(run) -> Start`: the TrainSpec of a planned run (θ0, θ'0, θt or a small-dense net; its mask), and
   what its record needs to know about that start. θ0 and masks are read back from the checkpoints, or made
@@ -8,7 +8,7 @@
 - `save(start, outcome)`: the checkpoints later runs need (θT, best, θt, trajectory), written before the
   record, so a record in the store means its checkpoints are there.
 - `record(start, outcome, ...) -> RunRecord`: the run's record, with the training configuration in
-  `meta.training` (resume compares it, `resume.py`).
+  `meta.config` (resume compares it, `resume.py`).
 
 Which start and which checkpoints a setting has is data (`settings.SETTING_RULES`).
 """
@@ -69,8 +69,7 @@ class Steps:
                               {"arch": exp.arch, "dataset": exp.dataset, "width": exp.width, "ignore": self.ignore})
         self.total_params = sum(p.numel() for p in self._template.parameters())
         self.n_prunable = sum(dict(self._template.named_parameters())[n].numel() for n in self.names)
-        self.training = exp.training()
-        self.training_hash = exp.training_hash()
+        self.training_config = exp.training_config()
         self.config_hash = exp.config_hash()
 
     # ---------------------------------------------------------------------------------------- states
@@ -210,8 +209,8 @@ class Steps:
         r, mask = start.run, start.mask
         meta: dict[str, Any] = {
             "device": dev.describe(self.device), "wall_s": round(out.wall_s, 3), "torch": torch.__version__,
-            "lth_audit": __version__, "config_hash": self.config_hash, "training_hash": self.training_hash,
-            "training": self.training, "experiment": self.exp.name, "trainer": trainer, "executor": executor,
+            "lth_audit": __version__, "config_hash": self.config_hash,
+            "config": self.training_config, "experiment": self.exp.name, "trainer": trainer, "executor": executor,
             "epochs_run": out.epochs_run, "sparsity_target": r.sparsity,
             "init": init_scheme(self.exp.arch, self.recipe.init).name, "dense_layers": self.dense_layers,
             **start.meta}

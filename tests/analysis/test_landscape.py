@@ -144,7 +144,7 @@ def test_trajectory_checkpoints_written_and_loadable(tmp_path):
     for setting, epochs in (("pretrain", [0, 2, 4]), ("lt-omp", [0, 2, 4]), ("wr-omp", [1, 3, 4])):
         meta = recs[setting].meta["trajectory"]
         assert meta["every"] == 2 and meta["epochs"] == epochs
-        assert all(f.startswith(f"traj.jsonl.ckpt/{exp.training_hash()}/runs/") and f.endswith(f"/traj-{e}.pt")
+        assert all(f.startswith(f"traj.jsonl.ckpt/{exp.training_key()}/runs/") and f.endswith(f"/traj-{e}.pt")
                    for f, e in zip(meta["files"], epochs))
         states = [torch.load(tmp_path / f, weights_only=True) for f in meta["files"]]
         assert all(isinstance(s, dict) and all(isinstance(v, torch.Tensor) for v in s.values()) for s in states)

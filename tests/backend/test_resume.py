@@ -69,7 +69,7 @@ def test_rerun_changed_trains_only_the_changed_runs_and_moves_their_records_asid
     assert aside.read_text().splitlines() == old_lines              # moved, whole, never deleted
     assert f"moved the records of {PER_LR} changed run(s) to {aside}" in err
     recs = load_records([tmp_path / "tiny.jsonl"]).raise_on_problems()
-    assert len(recs) == 2 * PER_LR and all(r.meta["training"] == new_exp.training() for r in recs)
+    assert len(recs) == 2 * PER_LR and all(r.meta["config"] == new_exp.training_config() for r in recs)
     assert not resume.changes(make_plan(new_exp), recs)
 
     # the old configuration's checkpoints are its own and were not reused: the retrained runs are exactly
@@ -91,12 +91,12 @@ def test_a_record_without_its_configuration_is_changed_unless_its_hash_matches(t
     base = {"run_id": run_id, "arch": "mlp", "dataset": "mnist1d", "setting": "pretrain", "sparsity": 0.0,
             "lr": 0.05, "epochs": 2, "seed": 0, "top1": 50.0}
     legacy = RunRecord.model_validate({**base, "meta": {"config_hash": exp.config_hash()}})
-    assert resume.change_of(legacy, exp.training(), exp.config_hash()) is None      # same file: same run
+    assert resume.change_of(legacy, exp.training_config(), exp.config_hash()) is None      # same file: same run
     other = RunRecord.model_validate({**base, "meta": {"config_hash": "0123456789ab"}})
-    change = resume.change_of(other, exp.training(), exp.config_hash())
+    change = resume.change_of(other, exp.training_config(), exp.config_hash())
     assert change is not None and not change.fields
     assert "0123456789ab" in change.what and "cannot be named" in change.what
-    bare = resume.change_of(RunRecord.model_validate(base), exp.training(), exp.config_hash())
+    bare = resume.change_of(RunRecord.model_validate(base), exp.training_config(), exp.config_hash())
     assert bare is not None and "not written by `lth-audit run`" in bare.what
 
 
@@ -109,9 +109,9 @@ def test_what_counts_as_a_change(tmp_path, write_exp, key, value, named):
     exp = load_experiment(write_exp(tmp_path))
     (tmp_path / "edited").mkdir()
     edited = load_experiment(write_exp(tmp_path / "edited", **{key: value}))
-    fields = resume.diff(exp.training(), edited.training())
+    fields = resume.diff(exp.training_config(), edited.training_config())
     assert ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in fields) == (named or "")
-    assert (exp.training_hash() == edited.training_hash()) == (named is None)
+    assert (exp.training_key() == edited.training_key()) == (named is None)
 
 
 def test_training_config_is_in_every_record_and_json_serialisable(tmp_path, write_exp):
@@ -119,5 +119,5 @@ def test_training_config_is_in_every_record_and_json_serialisable(tmp_path, writ
     run_experiment(exp, device="cpu", quiet=True)
     (line,) = (tmp_path / "tiny.jsonl").read_text().splitlines()
     meta = json.loads(line)["meta"]
-    assert meta["training"] == exp.training() and meta["training_hash"] == exp.training_hash()
-    assert meta["training"]["momentum"] == 0.9 and meta["training"]["epochs"] == 2
+    assert meta["config"] == exp.training_config() and meta["config_hash"] == exp.config_hash()
+    assert meta["config"]["momentum"] == 0.9 and meta["config"]["epochs"] == 2

@@ -38,8 +38,8 @@ def test_tiny_experiment_end_to_end(tmp_path, capsys, write_exp):
     sdt = recs["tiny/mlp-sdt-s0.36-lr0.05-seed0"]
     assert abs(sdt.params / lt.params - 1) < 0.02
     assert all(r.meta["device"] == "cpu" and "config_hash" in r.meta and "torch" in r.meta for r in recs.values())
-    training = load_experiment(path).training()
-    assert all(r.meta["training"] == training and r.meta["executor"] == "local" for r in recs.values())
+    training = load_experiment(path).training_config()
+    assert all(r.meta["config"] == training and r.meta["executor"] == "local" for r in recs.values())
     # checkpoints load with weights_only=True
     ck = load_experiment(path).ckpt_dir
     files = sorted(ck.rglob("*.pt"))
