@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..records import RunRecord
-from .units import Hook, Job, Unit, execute
+from .units import Hook, Job, Unit, execute, forget
 
 
 @dataclass
@@ -84,3 +84,7 @@ class LocalExecutor(Executor):
             return [Finished(unit, execute(self.job, unit, self.hook, self.progress))]
         except Exception as exc:  # noqa: BLE001 - the scheduler raises it once the store is up to date
             return [Finished(unit, error=exc)]
+
+    def close(self) -> None:
+        self._queue.clear()
+        forget()   # the data set and models on the device go with the run

@@ -82,6 +82,11 @@ def context(job: Job):
     return _CONTEXT[key]
 
 
+def forget() -> None:
+    """Drop this process's cached Steps and data (the local executor does when a run ends)."""
+    _CONTEXT.clear()
+
+
 def execute(job: Job, unit: Unit, hook: Hook | None = None, progress: bool = False) -> list[RunRecord]:
     """Train `unit` here (`progress`: a bar over each run's epochs); write its checkpoints; return its
     records, not appended."""
