@@ -244,8 +244,10 @@ class Scheduler:
         else:
             try:
                 self.store.append([rec])
-            except RecordRejected:   # recorded meanwhile by a writer that takes no claims: keep the first
-                summary.twice.append(rec.run_id)
+            except RecordRejected as exc:
+                if any(p.field != "run_id" for p in exc.problems):
+                    raise
+                summary.twice.append(rec.run_id)   # recorded meanwhile by a writer that takes no claims
             else:
                 summary.trained.append(rec.run_id)
                 if rec.diverged:
