@@ -141,12 +141,13 @@ def compare_with_shipped(grid: DemoGrid, records, verdicts: dict[tuple[str, floa
     except InputError as exc:
         return f"the shipped copy in {shipped} does not load: {exc.problems[0]}"
     ours = {(setting, s): EXPECT[v] for (setting, s), v in verdicts.items()}
-    same_records = _results(records) == _results(theirs)
+    mine, shipped_runs = ({d["run_id"]: d for d in _results(rs)} for rs in (records, theirs))
+    other = sum(mine[k] != shipped_runs.get(k) for k in mine) + len(set(shipped_runs) - set(mine))
     differ = [f"{setting} s={s:g}: shipped expects {stated.get((setting, s))}, this run found {v}"
               for (setting, s), v in sorted(ours.items()) if stated.get((setting, s)) != v]
     head = (f"compared with the shipped copy in {shipped}: "
-            + ("identical records (all but provenance in `meta`)" if same_records else
-               f"the records differ ({len(records)} here, {len(theirs)} shipped, not the same accuracies)"))
+            + ("identical records (all but provenance in `meta`)" if not other else
+               f"the records differ ({other} of {len(set(mine) | set(shipped_runs))} runs not the same)"))
     if not differ:
         return f"{head}; the same {len(ours)} verdicts."
     return (f"{head}; {len(differ)} of {len(ours)} verdicts differ:\n" + "\n".join(f"  {d}" for d in differ)
