@@ -197,11 +197,16 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(func=_cmd_import_openlth)
     d = _command(sub, "demo", "train the MNIST-1D sanity-check grid, write its claims, audit, report",
                  "Train the paper's sanity checks on MNIST-1D on this machine (pretraining, IMP, OMP, random "
-                 "reinitialisation, small-dense), write the claims the run found, audit them and write "
-                 "reports/demo.html (docs/demo.md). Needs the [train] extra.", AUDIT_EXITS)
-    d.add_argument("--quick", action="store_true", help="a tiny grid (2 lrs, 2 seeds, 3 epochs, s=0.59) for CI")
-    d.add_argument("--work", default="results/demo", help="experiment file, records and checkpoints")
-    d.add_argument("--checks", default="checks/demo", help="where the claim file and its records go")
+                 "reinitialisation, small-dense), write the claims the run found beside its records, audit them, "
+                 "write reports/demo.html and compare with the copy shipped in checks/demo (docs/demo.md). Writes "
+                 "nothing into checks/. Needs the [train] extra.", AUDIT_EXITS)
+    d.add_argument("--quick", action="store_true",
+                   help="a smoke test of the pipeline for CI (2 lrs, 2 seeds, 3 epochs, s=0.59), not an audit")
+    d.add_argument("--work", default=None,
+                   help="experiment file, records, checkpoints and claim file (default: results/demo, with "
+                        "--quick results/demo-quick)")
+    d.add_argument("--shipped", default="checks/demo",
+                   help="the shipped claims and records to compare the run with (read, never written)")
     d.add_argument("--reports", default="reports", help="where demo.html and demo.json go")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -268,8 +273,9 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK, DemoGrid, run_demo
 
-    return run_demo(QUICK if args.quick else DemoGrid(), Path(args.work), Path(args.checks), Path(args.reports),
-                    device=args.device, quiet=args.quiet)
+    work = Path(args.work or ("results/demo-quick" if args.quick else "results/demo"))
+    return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),
+                    device=args.device, quiet=args.quiet, smoke=args.quick)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
