@@ -74,6 +74,7 @@ class Experiment(BaseModel):
     augment: Literal["none", "crop-flip", "shift"] | None = None
     width: PositiveFloat = 1.0
     trajectory_every: Count | None = None   # keep every run's weights every k epochs
+    instability: Flag = False            # train each ticket run's twin and record its instability (SPEC §6)
     in_memory: Flag | None = None        # default: stream the data sets that stream (imagenet)
     loader_workers: Annotated[int, Number, Field(ge=0)] | None = None   # streaming: DataLoader workers
 
@@ -160,6 +161,8 @@ class Experiment(BaseModel):
         body["augment"] = self.augment or DATASETS[self.dataset].augment
         body["stream"] = not self.data_in_memory
         body["arch_version"] = entry(self.arch).version
+        if not self.instability:   # a key added later: configurations from before it stay equal
+            del body["instability"]
         return dict(sorted(body.items()))
 
     def training_key(self) -> str:
@@ -187,7 +190,8 @@ class Experiment(BaseModel):
         from .models import entry, init_scheme
 
         body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers",
-                                                     *_RESOLVED_IN_HASH})
+                                                     *_RESOLVED_IN_HASH, *(() if self.instability else
+                                                                           ("instability",))})
         if not self.data_in_memory:
             body["stream"] = True
         r = self.recipe_obj
@@ -246,6 +250,8 @@ def _semantic_problems(exp: Experiment, doc: YamlDoc) -> list[Problem]:
         bad(("lrs",), "learning rates repeat")
     if len(set(exp.seeds)) != len(exp.seeds):
         bad(("seeds",), "seeds repeat")
+    if exp.instability and not any(SETTING_RULES[s].ticket for s in exp.settings if s in SETTING_RULES):
+        bad(("instability",), "instability: true measures ticket runs, and no lt-* or wr-* setting is asked for")
     needs_mask = {s for s in exp.settings if s.method is not None} | ({Setting.SDT} & set(exp.settings))
     if needs_mask and not exp.sparsities:
         bad(("sparsities",), f"settings {sorted(s.value for s in needs_mask)} need at least one sparsity")

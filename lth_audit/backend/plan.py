@@ -11,8 +11,9 @@ lr / seed / mask / init):
   imp-1 ... imp-K           LT-IMP round k for every (lr, seed): train θ0 ⊙ m_k, whose trained weights give
                             m_{k+1} (20 % of the remaining weights pruned). m_1 comes from the pretrain run at
                             the same (lr, seed): the chain is per (lr, seed).
-  lt-omp, rr-omp, rr-imp, wr-omp, wr-imp
+  lt-omp, rr-omp, rr-imp, rp-omp, rp-imp, wr-omp, wr-imp
   sdt-s<sparsity>           one stage per sparsity (the width differs per sparsity)
+With `instability: true` every ticket run (lt-*, wr-*) trains beside its twin in the same unit (SPEC §6).
 A run may start as soon as the runs in its `deps` are finished; `Plan.priorities` orders the ready ones.
 """
 
@@ -51,19 +52,31 @@ class PlannedRun:
     stage: str
     deps: tuple[str, ...] = ()
     imp_round: int = 0       # k for masks m_k (lt-imp / rr-imp / wr-imp); 0 otherwise
+    twin: bool = False       # trains beside a twin (another data order) for its instability (SPEC §6)
 
     @property
     def rule(self) -> SettingRule:
         return SETTING_RULES[self.setting]
 
     @property
-    def mask_key(self) -> str | None:
-        """Name of the mask this run trains under (checkpoints/masks/<key>.pt)."""
+    def source_mask_key(self) -> str | None:
+        """Name of the mask of its method at its grid point (checkpoints/masks/<key>.pt): the one pruning made."""
         if not self.rule.masked:
             return None
         if self.setting.method == "imp":
             return f"imp-k{self.imp_round}-lr{self.lr:g}-seed{self.seed}"
         return f"omp-s{fmt_sparsity(self.sparsity)}-lr{self.lr:g}-seed{self.seed}"
+
+    @property
+    def mask_key(self) -> str | None:
+        """Name of the mask this run trains under: the pruned one, or its random layerwise shuffle (rp-*)."""
+        key = self.source_mask_key
+        return f"rp-{key}" if key is not None and self.rule.random_mask else key
+
+    @property
+    def trained_epochs(self) -> int:
+        """Epochs this run costs: its own, and its twin's."""
+        return self.epochs * (2 if self.twin else 1)
 
 
 @dataclass
@@ -90,7 +103,7 @@ class Plan:
                 children.setdefault(d, []).append(r)
         prio: dict[str, int] = {}
         for r in reversed(self.runs):  # plan order is topological: deps come first
-            prio[r.run_id] = r.epochs + max((prio[c.run_id] for c in children.get(r.run_id, [])), default=0)
+            prio[r.run_id] = r.trained_epochs + max((prio[c.run_id] for c in children.get(r.run_id, [])), default=0)
         return prio
 
 
@@ -123,7 +136,7 @@ def make_plan(exp: Experiment) -> Plan:
             for lr, seed in pairs:
                 deps = (pre(lr, seed),) if k == 1 else (lt_imp(k - 1, lr, seed), pre(lr, seed))
                 runs.append(PlannedRun(lt_imp(k, lr, seed), Setting.LT_IMP, imp_sparsity(k, r.imp_rate), lr, seed,
-                                       T, 0, f"imp-{k}", deps, k))
+                                       T, 0, f"imp-{k}", deps, k, twin=exp.instability))
     for setting, rule in SETTING_RULES.items():
         if setting not in want or setting in (Setting.PRETRAIN, Setting.LT_IMP):
             continue
@@ -137,7 +150,7 @@ def make_plan(exp: Experiment) -> Plan:
                     source = lt_imp(k - 1, lr, seed) if setting.method == "imp" else pre(lr, seed)
                     deps = tuple(dict.fromkeys((source, pre(lr, seed))))
                 runs.append(PlannedRun(rid(setting, s, lr, seed), setting, s, lr, seed, T - t if rewound else T,
-                                       t if rewound else 0, stage, deps, k))
+                                       t if rewound else 0, stage, deps, k, twin=exp.instability and rule.ticket))
     return Plan(exp, runs)
 
 
@@ -160,9 +173,10 @@ def describe(plan: Plan, states: RunStates, changes: str = "") -> str:
         for r in runs:
             mark = states.get(r.run_id, "todo")
             dep = f"  <- {', '.join(r.deps)}" if r.deps else ""
-            lines.append(f"  {mark}  {r.run_id}  ({r.epochs} ep){dep}")
+            twin = " + twin" if r.twin else ""
+            lines.append(f"  {mark}  {r.run_id}  ({r.epochs} ep{twin}){dep}")
             if mark != "done":
-                left += r.epochs
+                left += r.trained_epochs
     total = len(plan.runs)
     n_done = sum(states.get(r.run_id) == "done" for r in plan.runs)
     n_changed = sum(states.get(r.run_id) == "changed" for r in plan.runs)

@@ -30,10 +30,12 @@ from .jobs import Mask, TrainOutcome, TrainSpec
 from .models import build_model, entry, init_scheme, search_width
 from .plan import Plan, PlannedRun, make_plan, make_run_id
 from .pruning import apply_mask, dense_names, full_mask, imp_sparsity, magnitude_prune, omp_mask, prunable_names, \
-    pruned_count
+    pruned_count, random_layerwise
+from .stability import TWIN_SEED_OFFSET, instability
 
 State = dict[str, torch.Tensor]
 REINIT_SEED_OFFSET = 1_000_000   # θ'0 of seed s is built with seed s + this (a fresh init, never θ0)
+RANDOM_MASK_SEED_OFFSET = 3_000_017   # rp-*: the random mask of seed s is drawn with seed s + this
 R_P = 0.1
 
 
@@ -104,8 +106,18 @@ class Steps:
         return make_run_id(self.exp.name, self.exp.arch, Setting.PRETRAIN, 0.0, lr, seed)
 
     def mask(self, r: PlannedRun) -> Mask:
-        assert r.mask_key is not None, f"{r.run_id} trains no mask"
-        return self._mask(r.setting.method, r.sparsity, r.imp_round, r.lr, r.seed, r.mask_key)
+        assert r.mask_key is not None and r.source_mask_key is not None, f"{r.run_id} trains no mask"
+        pruned = self._mask(r.setting.method, r.sparsity, r.imp_round, r.lr, r.seed, r.source_mask_key)
+        if not r.rule.random_mask:
+            return pruned
+        if r.mask_key not in self._masks:   # rp-*: the pruned mask's layerwise sparsity at random positions
+            rel = self.ck.mask(r.mask_key)
+            if self.ck.exists(rel):
+                self._masks[r.mask_key] = self.ck.load(rel)
+            else:
+                self._masks[r.mask_key] = random_layerwise(pruned, RANDOM_MASK_SEED_OFFSET + r.seed)
+                self.ck.save(rel, self._masks[r.mask_key])
+        return self._masks[r.mask_key]
 
     def _mask(self, method: str | None, sparsity: float, k: int, lr: float, seed: int, key: str) -> Mask:
         if key in self._masks:
@@ -169,6 +181,14 @@ class Steps:
             start.trajectory = traj
         return start
 
+    @staticmethod
+    def twin(start: Start) -> TrainSpec:
+        """The twin of a ticket run (SPEC §6): the same start weights and mask, another data order and other
+        augmentation draws (data seed + TWIN_SEED_OFFSET); nothing of it is kept but its final weights."""
+        spec = start.spec
+        return TrainSpec(spec.model, spec.lr, spec.seed + TWIN_SEED_OFFSET, spec.recipe, spec.epochs, mask=spec.mask,
+                         schedule_offset=spec.schedule_offset)
+
     # ----------------------------------------------------------------------------------- checkpoints
     def needed_files(self, r: PlannedRun) -> list[str]:
         """Checkpoints later runs read from this run: a run is finished only when they exist."""
@@ -205,7 +225,9 @@ class Steps:
             self.ck.save(self.ck.run_file(r.run_id, "rewind"), rewind)
 
     # ---------------------------------------------------------------------------------------- record
-    def record(self, start: Start, out: TrainOutcome, trainer: str, executor: str) -> RunRecord:
+    def record(self, start: Start, out: TrainOutcome, trainer: str, executor: str,
+               path: list[float] | None = None) -> RunRecord:
+        """The run's record; `path`: test errors along the line to its twin's weights (SPEC §6), if it had one."""
         r, mask = start.run, start.mask
         meta: dict[str, Any] = {
             "device": dev.describe(self.device), "wall_s": round(out.wall_s, 3), "torch": torch.__version__,
@@ -222,12 +244,16 @@ class Steps:
             params = self.total_params - pruned
         if start.trajectory:
             meta["trajectory"] = self.trajectory_meta(start, out)
+        if path is not None:
+            meta["interpolation"] = {"alpha": [round(i / (len(path) - 1), 6) for i in range(len(path))],
+                                     "error": path}
         return RunRecord.model_validate({
             "run_id": r.run_id, "arch": self.exp.arch, "dataset": self.exp.dataset, "setting": r.setting.value,
             "sparsity": round(sparsity, 4), "lr": r.lr, "epochs": r.epochs, "rewind_epoch": r.rewind_epoch,
             "seed": r.seed, "top1": round(out.top1, 4), "best_top1": round(out.best_top1, 4),
             "diverged": out.diverged, "params": params,
-            "mask_lr": r.lr if mask is not None else None, "r_p": self.r_p(start, out), "meta": meta})
+            "mask_lr": r.lr if mask is not None else None, "r_p": self.r_p(start, out),
+            "instability": None if path is None else instability(path), "meta": meta})
 
     def r_p(self, start: Start, out: TrainOutcome) -> dict | None:
         """The record's `r_p` (records.CorrelationIndicator) over the prunable layers, p = R_P.

@@ -90,6 +90,8 @@ def forget() -> None:
 def execute(job: Job, unit: Unit, hook: Hook | None = None, progress: bool = False) -> list[RunRecord]:
     """Train `unit` here (`progress`: a bar over each run's epochs); write its checkpoints; return its
     records, not appended."""
+    from .jobs import TrainOutcome
+    from .stability import path_errors
     from .train import train_many
 
     steps, data = context(job)
@@ -97,15 +99,31 @@ def execute(job: Job, unit: Unit, hook: Hook | None = None, progress: bool = Fal
         for r in unit.runs:
             hook(r.run_id, "start")
     starts = [steps.start(r) for r in unit.runs]
+    # Each run, then its twin if it has one (SPEC §6): the trainer hands them back in this order.
+    specs, owner = [], []
+    for start in starts:
+        specs.append(start.spec)
+        owner.append(start)
+        if start.run.twin:
+            specs.append(steps.twin(start))
+            owner.append(None)
     records: list[RunRecord] = []
+    waiting: dict[int, TrainOutcome] = {}
 
-    def finish(i: int, out, trainer: str) -> None:
-        start = starts[i]
+    def finish(i: int, out: TrainOutcome, trainer: str) -> None:
+        start = owner[i]
+        if start is not None and start.run.twin:
+            waiting[i] = out          # its record needs its twin's weights
+            return
+        path = None
+        if start is None:             # a twin: its run's record can be made now
+            start, twin_out, out = owner[i - 1], out, waiting.pop(i - 1)
+            path = path_errors(start.spec.model, out.state, twin_out.state, start.mask, data, steps.device,
+                               start.spec.recipe.batch_size)
         steps.save(start, out)
         if hook is not None:
             hook(start.run.run_id, "trained")
-        records.append(steps.record(start, out, trainer, job.executor))
+        records.append(steps.record(start, out, trainer, job.executor, path))
 
-    train_many([s.spec for s in starts], data, steps.device, batched=job.batched, progress=progress,
-               on_result=finish)
+    train_many(specs, data, steps.device, batched=job.batched, progress=progress, on_result=finish)
     return records
