@@ -34,7 +34,7 @@ _RECIPE_KEYS = ("epochs", "batch_size", "momentum", "weight_decay", "schedule", 
 _RESOLVED_IN_HASH = ("init", "label_smoothing", "mixup")
 """Keys that enter `config_hash` by what they resolve to, not as written (see `config_hash`)."""
 NOT_TRAINING = frozenset({"name", "out", "source", "data_root", "download", "lrs", "seeds", "settings", "sparsities",
-                          "trajectory_every", "in_memory", "loader_workers"})
+                          "trajectory_every", "in_memory", "loader_workers", "instability"})
 """Keys that choose which runs exist, where files go or how data is read, never how one run trains: left out
 of `Experiment.training_config()`. Every other key counts, including one added later (listing it here is a decision)."""
 
@@ -161,8 +161,6 @@ class Experiment(BaseModel):
         body["augment"] = self.augment or DATASETS[self.dataset].augment
         body["stream"] = not self.data_in_memory
         body["arch_version"] = entry(self.arch).version
-        if not self.instability:   # a key added later: configurations from before it stay equal
-            del body["instability"]
         return dict(sorted(body.items()))
 
     def training_key(self) -> str:
@@ -174,8 +172,9 @@ class Experiment(BaseModel):
         every earlier hash assumed (PyTorch's init, no label smoothing, no mixup, the presets' common
         fields, registry version 1). Keys that leave training unchanged keep existing files' hashes.
 
-        - trajectory_every only adds checkpoints; loader_workers does not change training (streamed
-          augmentation is seeded per sample): both left out. in_memory counts only as what it resolves to,
+        - trajectory_every only adds checkpoints; instability only adds a twin beside a run (resume asks for
+          it record by record); loader_workers does not change training (streamed augmentation is seeded per
+          sample): all left out. in_memory counts only as what it resolves to,
           and only when that is streaming.
         - init, label_smoothing, mixup count by what they resolve to, and only where that trains
           differently from the baseline: `init: paper` on an arch whose paper scheme draws something
@@ -190,8 +189,7 @@ class Experiment(BaseModel):
         from .models import entry, init_scheme
 
         body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers",
-                                                     *_RESOLVED_IN_HASH, *(() if self.instability else
-                                                                           ("instability",))})
+                                                     "instability", *_RESOLVED_IN_HASH})
         if not self.data_in_memory:
             body["stream"] = True
         r = self.recipe_obj

@@ -79,7 +79,9 @@ def change_of(rec: RunRecord, config: Mapping[str, Any], config_hash: str) -> Ch
 
 
 def changes(plan: Plan, records: Iterable[RunRecord]) -> dict[str, Change]:
-    """The planned runs whose record was trained under another configuration, by run id."""
+    """The planned runs whose record was trained under another configuration, by run id. A ticket run that
+    should carry its instability (`instability: true`) and does not counts as changed too: its twin must train
+    beside it again (`instability` leaves the training configuration alone)."""
     exp = plan.experiment
     planned = plan.by_id()
     config, config_hash = exp.training_config(), exp.config_hash()
@@ -87,6 +89,9 @@ def changes(plan: Plan, records: Iterable[RunRecord]) -> dict[str, Change]:
     for rec in records:
         if rec.run_id in planned:
             change = change_of(rec, config, config_hash)
+            if change is None and planned[rec.run_id].twin and rec.instability is None:
+                change = Change(rec.run_id, unnamed="recorded without its instability, which `instability: true` "
+                                                    "measures beside a twin trained with the run")
             if change is not None:
                 out[rec.run_id] = change
     return out

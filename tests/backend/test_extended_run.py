@@ -104,3 +104,17 @@ def test_a_run_with_twins_resumes_after_sigkill(tmp_path, write_exp):
     records = load_records([out]).raise_on_problems()
     assert len({r.run_id for r in records}) == len(records) == 12
     assert all(r.instability is not None for r in records if r.setting is Setting.LT_OMP)
+
+
+@pytest.mark.slow
+def test_turning_instability_on_later_changes_only_the_ticket_runs(tmp_path, write_exp):
+    path = write_exp(tmp_path, epochs=1, lrs=[0.05], seeds=[0], settings=["pretrain", "lt-omp", "rp-omp"],
+                     sparsities=[0.36])
+    run_experiment(load_experiment(path), device="cpu", quiet=True)
+    path = write_exp(tmp_path, epochs=1, lrs=[0.05], seeds=[0], settings=["pretrain", "lt-omp", "rp-omp"],
+                     sparsities=[0.36], instability=True)
+    assert main(["run", str(path), "--quiet", "--device", "cpu"]) == 2
+    summary = run_experiment(load_experiment(path), device="cpu", quiet=True, rerun_changed=True)
+    assert summary.moved == 1 and [r.split("/")[1].split("-s")[0] for r in summary.trained] == ["mlp-lt-omp"]
+    (lt,) = [r for r in load_records([tmp_path / "tiny.jsonl"]).raise_on_problems() if r.setting is Setting.LT_OMP]
+    assert lt.instability is not None
