@@ -183,20 +183,30 @@ def parser() -> argparse.ArgumentParser:
     o = _command(tools, "openlth", "OpenLTH's data root, or one lottery_<hash> folder",
                  "Import OpenLTH (facebookresearch/open_lth) lottery experiments: level 0 -> pretrain, level k -> "
                  "lt-imp (wr-imp with --rewinding_steps), randomly_reinitialize branches -> rr-imp, "
-                 "randomly_prune branches kept in the meta of their level's record. Records already in FILE are "
+                 "randomly_prune branches kept in the meta of their level's record (or rp-imp records with "
+                 "--randomly-prune-as rp-imp). Records already in FILE are "
                  "left as they are; nothing is written when a problem is found.", INPUT_EXITS)
     o.add_argument("dir", metavar="DIR", help="OpenLTH's data root (e.g. ~/open_lth_data) or a lottery_<hash> folder")
     o.add_argument("-o", "--out", required=True, metavar="FILE", help="record store to append to (*.jsonl)")
     o.add_argument("--train-size", action="append", default=[], metavar="DATASET=N",
                    help="training-set size of a data set OpenLTH does not ship (for iterations per epoch)")
+    o.add_argument("--randomly-prune-as", choices=["meta", "rp-imp"], default="meta",
+                   help="rp-imp: state that the randomly_prune branches used OpenLTH's default strategy `layerwise` "
+                        "(OpenLTH does not write it down) and record them as rp-imp (SPEC §6); branches of a "
+                        "rewinding experiment start at θt, not θ0, and stay in meta")
     o.set_defaults(func=_cmd_import_openlth)
     d = _command(sub, "demo", "train the MNIST-1D sanity-check grid, write its claims, audit, report",
                  "Train the paper's sanity checks on MNIST-1D on this machine (pretraining, IMP, OMP, random "
-                 "reinitialisation, small-dense), write the claims the run found, audit them and write "
-                 "reports/demo.html (docs/demo.md). Needs the [train] extra.", AUDIT_EXITS)
-    d.add_argument("--quick", action="store_true", help="a tiny grid (2 lrs, 2 seeds, 3 epochs, s=0.59) for CI")
-    d.add_argument("--work", default="results/demo", help="experiment file, records and checkpoints")
-    d.add_argument("--checks", default="checks/demo", help="where the claim file and its records go")
+                 "reinitialisation, small-dense), write the claims the run found beside its records, audit them, "
+                 "write reports/demo.html and compare with the copy shipped in checks/demo (docs/demo.md). Writes "
+                 "nothing into checks/. Needs the [train] extra.", AUDIT_EXITS)
+    d.add_argument("--quick", action="store_true",
+                   help="a smoke test of the pipeline for CI (2 lrs, 2 seeds, 3 epochs, s=0.59), not an audit")
+    d.add_argument("--work", default=None,
+                   help="experiment file, records, checkpoints and claim file (default: results/demo, with "
+                        "--quick results/demo-quick)")
+    d.add_argument("--shipped", default="checks/demo",
+                   help="the shipped claims and records to compare the run with (read, never written)")
     d.add_argument("--reports", default="reports", help="where demo.html and demo.json go")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -238,7 +248,7 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
         if not name or not n.isdigit() or int(n) < 1:
             raise CommandError(f"--train-size {item!r}: expected DATASET=N with N a positive whole number")
         sizes[name] = int(n)
-    result = import_openlth(args.dir, sizes)
+    result = import_openlth(args.dir, sizes, args.randomly_prune_as)
     for why, folders in result.left_out.items():
         print(f"note: not imported, {why}: {len(folders)} folder(s), e.g. {folders[0]}", file=sys.stderr)
     out = Path(args.out)
@@ -263,8 +273,9 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK, DemoGrid, run_demo
 
-    return run_demo(QUICK if args.quick else DemoGrid(), Path(args.work), Path(args.checks), Path(args.reports),
-                    device=args.device, quiet=args.quiet)
+    work = Path(args.work or ("results/demo-quick" if args.quick else "results/demo"))
+    return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),
+                    device=args.device, quiet=args.quiet, smoke=args.quick)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,14 +1,18 @@
 """`lth-audit demo`: the paper's whole sanity check on real MNIST-1D, trained on this machine, audited.
 
-1. Writes an experiment file for MNIST-1D and runs it (batched training; resumes when re-run).
-2. Writes the claim file `checks/demo/mnist1d.lth.yaml` stating what the run found, beside a copy
-   of its records, so that `pytest checks/` re-audits them.
-3. Audits the claims, writes `reports/demo.html` and `reports/demo.json`, prints the Table 3 summary.
+1. Writes an experiment file for MNIST-1D into its work folder (`results/demo/`) and runs it there (batched
+   training; resumes when re-run).
+2. Writes the claim file `<work>/<name>.lth.yaml` stating what the run found, beside the run's records.
+3. Audits the claims, writes `reports/demo.html` and `reports/demo.json`, prints the Table 3 summary, and
+   compares the run with the copy shipped in `checks/demo/` (which `pytest checks/` audits): same records,
+   same verdicts, or what differs. It never writes into `checks/`: the clone stays as it was.
+
+`--quick` (3 epochs) works in `results/demo-quick/` and says that it is a smoke test of the pipeline, not an
+audit.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,12 +69,14 @@ def claim_file(grid: DemoGrid, records: str, verdicts: dict[tuple[str, float], s
     return head + yaml.safe_dump(body, sort_keys=False)
 
 
-def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), checks: Path = Path("checks/demo"),
-             reports: Path = Path("reports"), device: str = "auto", quiet: bool = False) -> int:
-    """Train, write claims, audit, report. Returns the audit's exit status."""
+def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), shipped: Path | None = Path("checks/demo"),
+             reports: Path = Path("reports"), device: str = "auto", quiet: bool = False, smoke: bool = False) -> int:
+    """Train, write claims, audit, report, compare with the shipped copy in `shipped` (None: no comparison).
+    `smoke`: a grid too short to audit anything (`--quick`): say so instead of comparing. Returns the audit's
+    exit status."""
     from .audit import audit_claim, audit_file
     from .backend.experiment import load_experiment
-    from .backend.run import run_experiment
+    from .backend.scheduler import run_experiment
     from .claims import Claim, load_claim_file
     from .exitcodes import EXIT_FAILED, EXIT_OK
     from .records import atomic_write_text, load_records
@@ -87,18 +93,15 @@ def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), che
     print(f"trained {len(summary.trained)} networks ({summary.skipped} already done, "
           f"{len(summary.diverged)} diverged) in {summary.wall_s:.1f} s")
 
-    checks.mkdir(parents=True, exist_ok=True)
-    store, trained = checks / f"{grid.name}.jsonl", work / f"{grid.name}.jsonl"
-    records = load_records([trained]).raise_on_problems()
-    if not store.exists() or _results(load_records([store]).records) != _results(records):
-        shutil.copyfile(trained, store)  # same results (only wall times in `meta` differ): keep the shipped file
+    store = work / f"{grid.name}.jsonl"
+    records = load_records([store]).raise_on_problems()
     th = resolve(grid.dataset, ThresholdOverrides(**grid.thresholds, sufficient_epochs=grid.epochs))
     verdicts = {}
     for setting in ("lt-imp", "lt-omp"):
         for s in grid.sparsities:
             c = Claim(id="probe", arch=grid.arch, dataset=grid.dataset, setting=setting, sparsity=s, expect="none")
             verdicts[(setting, s)] = audit_claim(c, records, th).verdict
-    claims_path = checks / f"{grid.name}.lth.yaml"
+    claims_path = work / f"{grid.name}.lth.yaml"
     atomic_write_text(claims_path, claim_file(grid, store.name, verdicts))
 
     results = audit_file(load_claim_file(claims_path))
@@ -112,5 +115,41 @@ def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), che
     for r in results:
         print(f"  {r.id:<32} verdict {r.verdict:<20} witness lr {r.witness_lr}")
     print(f"\nclaims: {claims_path}\nreport: {html.resolve()}\njson:   {js}")
+    if smoke:
+        print(f"\nThis was a smoke test: {grid.epochs} epochs check that training, claims, audit and report work "
+              f"end to end. It is not an audit: networks trained {grid.epochs} epochs say nothing about lottery "
+              f"tickets on MNIST-1D. `lth-audit demo` (without --quick) trains the real grid.")
+    elif shipped is not None:
+        print()
+        print(compare_with_shipped(grid, records, verdicts, shipped, claims_path))
     print(f"demo wall time: {time.perf_counter() - t0:.1f} s")
     return EXIT_FAILED if any(r.outcome == "failed" for r in results) else EXIT_OK
+
+
+def compare_with_shipped(grid: DemoGrid, records, verdicts: dict[tuple[str, float], str], shipped: Path,
+                         claims_path: Path) -> str:
+    """Words on how this run compares with the copy shipped in `shipped` (records and claims of the same name)."""
+    from .claims import load_claim_file
+    from .records import InputError, load_records
+
+    store, claims = shipped / f"{grid.name}.jsonl", shipped / f"{grid.name}.lth.yaml"
+    if not (store.exists() and claims.exists()):
+        return f"no shipped copy to compare with ({store} and {claims} not both there)"
+    try:
+        theirs = load_records([store]).raise_on_problems()
+        stated = {(c.setting.value, c.sparsity): str(c.expect) for c in load_claim_file(claims).claims}
+    except InputError as exc:
+        return f"the shipped copy in {shipped} does not load: {exc.problems[0]}"
+    ours = {(setting, s): EXPECT[v] for (setting, s), v in verdicts.items()}
+    mine, shipped_runs = ({d["run_id"]: d for d in _results(rs)} for rs in (records, theirs))
+    other = sum(mine[k] != shipped_runs.get(k) for k in mine) + len(set(shipped_runs) - set(mine))
+    differ = [f"{setting} s={s:g}: shipped expects {stated.get((setting, s))}, this run found {v}"
+              for (setting, s), v in sorted(ours.items()) if stated.get((setting, s)) != v]
+    head = (f"compared with the shipped copy in {shipped}: "
+            + ("identical records (all but provenance in `meta`)" if not other else
+               f"the records differ ({other} of {len(set(mine) | set(shipped_runs))} runs not the same)"))
+    if not differ:
+        return f"{head}; the same {len(ours)} verdicts."
+    return (f"{head}; {len(differ)} of {len(ours)} verdicts differ:\n" + "\n".join(f"  {d}" for d in differ)
+            + f"\n(nothing in {shipped} was changed; to adopt this run: copy {claims_path.name} and "
+            f"{grid.name}.jsonl from {claims_path.parent} into {shipped})")

@@ -376,11 +376,3 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
-
-def __getattr__(name: str) -> Any:
-    """`RecordStore` moved to `lth_audit.store` (it appends through the locked writer); the old import works."""
-    if name == "RecordStore":
-        from .store import RecordStore
-
-        return RecordStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,22 +12,28 @@ accuracies in percent), then appends it as one JSON line:
   partial line is never merged into the next record and the store loads cleanly again. A last line
   that is complete JSON and only lacks its newline (a hand-edited file) is kept and terminated.
 
-`RecordStore` is the backend's view of a store (load, run ids, append) on top of the same writer.
+- **Replace-safe.** A writer that waited for the lock checks that the path still names the file it locked;
+  if the store was replaced meanwhile (`RecordStore.move_aside`), it locks the new file instead.
+
+`RecordStore` is the backend's view of a store on top of the same writer: a locked read (`load`, which also
+repairs a torn last line, as a writer would), append, and `move_aside` (records of runs to train again go to
+a file beside the store, and the store is replaced by the rest in one atomic step).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from .records import FRACTION_MAX, Problem, RunRecord, load_records, problems_from_validation
+from .records import FRACTION_MAX, Problem, RunRecord, atomic_write, load_records, problems_from_validation
 
 try:
     import fcntl
@@ -119,18 +125,14 @@ class RecordWriter:
         created = not self.path.exists()
         if created:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
-        try:
-            with _locked(fd, self.path):
-                self._catch_up(fd)
-                self._refuse_duplicates(recs)
-                payload = "".join(r.to_json() + "\n" for r in recs).encode("utf-8")
-                _write_all(fd, payload)
-                os.fsync(fd)
-                self._read_to += len(payload)
-                self._ids.update(r.run_id for r in recs)
-        finally:
-            os.close(fd)
+        with _locked_file(self.path) as fd:
+            self._catch_up(fd)
+            self._refuse_duplicates(recs)
+            payload = "".join(r.to_json() + "\n" for r in recs).encode("utf-8")
+            _write_all(fd, payload)
+            os.fsync(fd)
+            self._read_to += len(payload)
+            self._ids.update(r.run_id for r in recs)
         if created:
             _fsync_dir(self.path.parent)
 
@@ -178,17 +180,36 @@ class RecordWriter:
 
 
 class RecordStore:
-    """One JSONL store as the backend uses it: read it whole, know its run ids, append through the writer."""
+    """One JSONL store as the backend uses it: read it under the lock, append and move records aside through
+    the writer."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._writer = RecordWriter(self.path, check_percent=False)  # the backend measures in percent itself
 
-    def load(self) -> list[RunRecord]:
+    def load(self, repair: bool = True) -> list[RunRecord]:
+        """Every record, read under the store's lock, so a writer in another process is never seen half
+        way. With `repair`, a torn last line (a writer killed mid-write) is first moved to `<store>.torn`, as
+        the next writer would; without it (or when this process may not write the store) the store is read
+        under a shared lock and a torn line is reported by the loader (InputError)."""
         if not self.path.exists():
             return []
         # The trainer writes percent itself, and a short run on 1000 classes may well stay below 1 %.
-        return load_records([self.path], check_units=False).raise_on_problems()
+        try:
+            if repair:
+                with _locked_file(self.path, create=False) as fd:
+                    self._writer._catch_up(fd)
+                    return load_records([self.path], check_units=False).raise_on_problems()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+        try:
+            with _locked_file(self.path, create=False, write=False):
+                return load_records([self.path], check_units=False).raise_on_problems()
+        except FileNotFoundError:
+            return []
 
     def run_ids(self) -> set[str]:
         return {r.run_id for r in self.load()}
@@ -197,17 +218,62 @@ class RecordStore:
         """Append under the store's lock; RecordRejected (a ValueError) if a run id is already recorded."""
         self._writer.write_all(records)
 
+    def move_aside(self, run_ids: Collection[str], to: str | os.PathLike[str]) -> int:
+        """Move the records of `run_ids` out of the store, appending their lines to `to`; returns how many.
+
+        Under the store's lock: the lines are appended to `to` and fsynced first, then the store is replaced
+        (a temporary file, fsync, rename) by its other lines. A crash in between leaves the lines in both
+        files, never in neither; writers waiting for the lock append to the new store."""
+        if not self.path.exists():
+            return 0
+        wanted = set(run_ids)
+        with _locked_file(self.path, create=False) as fd:
+            self._writer._catch_up(fd)
+            data = os.pread(fd, os.fstat(fd).st_size, 0)
+            lines = data.splitlines(keepends=True)
+            moved = [line for line in lines if _run_id(line) in wanted]
+            if not moved:
+                return 0
+            kept = [line for line in lines if _run_id(line) not in wanted]
+            aside = Path(to)
+            with open(aside, "ab") as f:
+                f.write(b"".join(moved))
+                f.flush()
+                os.fsync(f.fileno())
+            atomic_write(self.path, lambda f: f.write(b"".join(kept)))
+            _fsync_dir(self.path.parent)
+        return len(moved)
+
 
 # ------------------------------------------------------------------------------------------- helpers
 @contextmanager
-def _locked(fd: int, path: Path):
+def _locked_file(path: Path, create: bool = True, write: bool = True) -> Iterator[int]:
+    """An fd of `path` under an exclusive (`write`) or shared flock, opened for appending. After the lock is
+    granted the path must still name the locked file: a store replaced meanwhile is opened and locked again."""
     if fcntl is None:  # pragma: no cover
         raise OSError(f"cannot lock {path}: writing a record store needs POSIX file locks (Linux, macOS)")
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    flags = (os.O_RDWR | os.O_APPEND if write else os.O_RDONLY) | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    while True:
+        fd = os.open(path, flags, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            st = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)   # replaced (or removed) while we waited: lock what the path names now
     try:
-        yield
+        yield fd
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)   # closing the last fd releases the flock
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -111,13 +111,6 @@ def _filter_normalise(d1: State, d2: State, final: State) -> tuple[State, State]
     return o1, o2
 
 
-def project(plane: Plane, state: State, final: State) -> tuple[float, float]:
-    """Coordinates (a, b) of state − θ_T in the plane (least squares; the directions are orthogonal)."""
-    v1, v2 = plane.flat()
-    delta = _flat(state, plane.names) - _flat(final, plane.names)
-    return float(delta @ v1 / (v1 @ v1)), float(delta @ v2 / (v2 @ v2))
-
-
 def pca_plane(states: Sequence[State], final: State, names: Sequence[str], norm: Norm = "filter") -> Plane:
     """The plane of the two leading PCA directions of the trajectory `states` (θ_T may be among them)."""
     names = list(names)

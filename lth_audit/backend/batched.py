@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import device as dev
-from .jobs import TensorData, TrainOutcome, TrainSpec
-from .train import CROP_PAD, EVAL_BATCH, SHIFT_MAX, epoch_generator, mixup_draws
+from .augment import apply_augment, draw_augment, mixup_draws
+from .jobs import EVAL_BATCH, TensorData, TrainOutcome, TrainSpec, epoch_generator
 
 EVAL_ROWS = {"cpu": 1200}
 """Most (run, test sample) rows in one evaluation forward, by device type (default 4096). On the CPU about a
@@ -494,36 +494,15 @@ def _epoch_draws(seed: int, epoch: int, n: int, bs: int, kind: str, mixup: float
     parts, lams, mixes = [], [], []
     for start in range(0, n, bs):
         b = min(bs, n - start)
-        if kind == "crop-flip":
-            off = torch.randint(0, 2 * CROP_PAD + 1, (b, 2), generator=g)
-            flip = torch.randint(0, 2, (b,), generator=g)
-            parts.append(torch.cat([off, flip[:, None]], 1))
-        elif kind == "shift":
-            parts.append(torch.randint(-SHIFT_MAX, SHIFT_MAX + 1, (b, 1), generator=g))
-        elif kind != "none":
-            raise ValueError(f"unknown augmentation {kind!r}")
+        aug = draw_augment(g, kind, b)
+        if aug is not None:
+            parts.append(aug)
         if mixup:
             lam, q = mixup_draws(g, b, mixup)
             lams.append(lam)
             mixes.append(q)
     return _Draws(perm, torch.cat(parts) if parts else None,
                   torch.tensor(lams, dtype=torch.float64) if mixup else None, torch.cat(mixes) if mixup else None)
-
-
-def _augment(x: torch.Tensor, kind: str, params: torch.Tensor) -> torch.Tensor:
-    """Apply drawn augmentation `params` (N, k) to x (N, ...) on x's device (same maps as train.augment_batch)."""
-    if kind == "shift":
-        n = x.shape[-1]
-        idx = (torch.arange(n, device=x.device)[None, :] - params[:, :1]) % n
-        flat = x.reshape(x.shape[0], -1, n)
-        return torch.gather(flat, 2, idx[:, None, :].expand_as(flat)).view_as(x)
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))
-    rows = params[:, 0:1] + torch.arange(h, device=x.device)
-    cols = params[:, 1:2] + torch.arange(w, device=x.device)
-    cols = torch.where(params[:, 2:3].bool(), cols.flip(1), cols)
-    bi = torch.arange(x.shape[0], device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device | str = "cpu"
@@ -651,7 +630,7 @@ def train_batched(specs: list[TrainSpec], data: TensorData, device: torch.device
             yb = y_train.index_select(0, rows)
             if aug is not None:
                 p = aug[:, lo:hi] if bt.runs_first else aug[lo:hi]
-                xb = _augment(xb, data.augment, p.reshape(-1, p.shape[-1]))
+                xb = apply_augment(xb, data.augment, p.reshape(-1, p.shape[-1]))
             if mixing:
                 if bt.runs_first:
                     src = (partner[:, lo:hi] + run_ids[:, None] * b).reshape(-1)

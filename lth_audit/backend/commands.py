@@ -68,45 +68,41 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
 
     exp = load_experiment(args.file)   # before torch is imported: a malformed file fails fast
+    from . import resume
     from .plan import describe, make_plan
 
-    done = RecordStore(exp.out_path).run_ids()
-    print(describe(make_plan(exp), done))
+    plan = make_plan(exp)
+    records = RecordStore(exp.out_path).load(repair=False)
+    changed = resume.changes(plan, records)
+    print(describe(plan, resume.states(plan, records, changed),
+                   resume.summary(changed) + "\n(`lth-audit run --rerun-changed` trains them again)"
+                   if changed else ""))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
 
-    if args.executor == "ray":
-        return _cmd_run_ray(args)
-    if args.address is not None:
+    if args.executor == "local" and args.address is not None:
         raise CommandError("--address is for --executor ray")
-    exp = load_experiment(args.file)
-    from .run import Runner
-
-    with reported(RuntimeError), kept(_kept(exp.out_path)):
-        runner = Runner(exp, device=args.device, quiet=args.quiet, batched=args.batched, threads=args.threads)
-        summary = runner.run()
-    msg = (f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
-           f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on {runner.device} -> {exp.out_path}")
-    print(msg)
-    return 0
-
-
-def _cmd_run_ray(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment
-    from .ray_executor import RayNotInstalled, run_ray
-
-    if args.batched:
+    if args.executor == "ray" and args.batched:
         raise CommandError("--batched is for --executor local (the ray executor trains one run per task)")
     exp = load_experiment(args.file)
-    with reported(RayNotInstalled, RuntimeError, ConnectionError), kept(_kept(exp.out_path)):
-        summary = run_ray(exp, address=args.address, device=args.device, quiet=args.quiet,
-                          threads=args.threads, gpus=args.gpus_per_run)
-    print(f"{exp.name}: trained {len(summary.trained)} runs, {summary.skipped} already done, "
-          f"{len(summary.diverged)} diverged, {summary.wall_s:.1f}s on ray ({summary.device}), "
-          f"{summary.gpu_hours:.3f} GPU-h, {summary.cpu_hours:.3f} CPU-h -> {exp.out_path}")
+    from .executors import LocalExecutor
+    from .scheduler import Scheduler
+
+    if args.executor == "ray":
+        from .ray_executor import RayExecutor, RayNotInstalled
+
+        executor = RayExecutor(address=args.address, gpus=args.gpus_per_run)
+        problems: tuple[type[BaseException], ...] = (RayNotInstalled, RuntimeError, ConnectionError)
+    else:
+        executor = LocalExecutor(progress=not args.quiet)
+        problems = (RuntimeError,)
+    with reported(*problems), kept(_kept(exp.out_path)):
+        summary = Scheduler(exp, executor, device=args.device, batched=args.batched, threads=args.threads,
+                            rerun_changed=args.rerun_changed, quiet=args.quiet).run()
+    print(summary.line(exp))
     return 0
 
 
@@ -135,7 +131,7 @@ def register(subparsers) -> None:
     p.add_argument("file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="local: stages in order in this process; ray: one Ray task per run (docs/ray.md)")
+                   help="local: in this process; ray: one Ray task per run (docs/ray.md)")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (`auto`, HEAD:6379, ray://...); default: start a local one")
     p.add_argument("--gpus-per-run", type=float, default=None,
@@ -145,3 +141,6 @@ def register(subparsers) -> None:
                    help="CPU threads (default: torch's; 1 for a model under 1M parameters trained alone)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
+    p.add_argument("--rerun-changed", action="store_true",
+                   help="train again the runs recorded under another configuration (their records are moved "
+                        "to <out>.changed-<time>); without it such runs stop the command (docs/backend.md)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from ..records import Fraction, InputError, Problem, Setting
 from ..strict import Boolean, Number
 from ..yamlfile import YamlDoc, load_yaml, parse_yaml
 from .recipes import PRESETS, Recipe, arch_preset
+from .settings import SETTING_RULES
 
 PositiveFloat = Annotated[float, Number, Field(gt=0.0, allow_inf_nan=False)]
 Count = Annotated[int, Number, Field(ge=1)]
@@ -31,6 +33,10 @@ _RECIPE_KEYS = ("epochs", "batch_size", "momentum", "weight_decay", "schedule", 
                 "warmup_epochs", "nesterov", "imp_rate", "init", "label_smoothing", "mixup")
 _RESOLVED_IN_HASH = ("init", "label_smoothing", "mixup")
 """Keys that enter `config_hash` by what they resolve to, not as written (see `config_hash`)."""
+NOT_TRAINING = frozenset({"name", "out", "source", "data_root", "download", "lrs", "seeds", "settings", "sparsities",
+                          "trajectory_every", "in_memory", "loader_workers", "instability"})
+"""Keys that choose which runs exist, where files go or how data is read, never how one run trains: left out
+of `Experiment.training_config()`. Every other key counts, including one added later (listing it here is a decision)."""
 
 
 class Experiment(BaseModel):
@@ -68,6 +74,7 @@ class Experiment(BaseModel):
     augment: Literal["none", "crop-flip", "shift"] | None = None
     width: PositiveFloat = 1.0
     trajectory_every: Count | None = None   # keep every run's weights every k epochs
+    instability: Flag = False            # train each ticket run's twin and record its instability (SPEC §6)
     in_memory: Flag | None = None        # default: stream the data sets that stream (imagenet)
     loader_workers: Annotated[int, Number, Field(ge=0)] | None = None   # streaming: DataLoader workers
 
@@ -92,8 +99,15 @@ class Experiment(BaseModel):
         return self._resolve(self.data_root)
 
     @property
-    def ckpt_dir(self) -> Path:
+    def ckpt_root(self) -> Path:
+        """`<out>.ckpt/`: one folder per training configuration, and the runs' claims (`claims/`)."""
         return self.out_path.with_name(self.out_path.name + ".ckpt")
+
+    @property
+    def ckpt_dir(self) -> Path:
+        """The checkpoints of this training configuration: `<out>.ckpt/<training key>/`. A changed
+        configuration gets a folder of its own, so no weight or mask is ever reused across configurations."""
+        return self.ckpt_root / self.training_key()
 
     @property
     def preset(self) -> str:
@@ -128,13 +142,39 @@ class Experiment(BaseModel):
     def setting_set(self) -> set[Setting]:
         return set(self.settings)
 
+    def training_config(self) -> dict[str, Any]:
+        """What trains every run of this experiment, resolved: the recipe's fields after preset, per-arch
+        fields and the file's keys (named as in the file: `momentum`, `epochs`, ...), the init scheme drawn,
+        the layers left dense, the augmentation, whether the data streams, the arch's registry version, and
+        every other key not in NOT_TRAINING (arch, dataset, width, prune_from, ...). Records keep it in
+        `meta.config`; a recorded run whose configuration differs is *changed* (docs/backend.md, Resume)."""
+        from .data import DATASETS
+        from .models import entry, init_scheme
+
+        body = self.model_dump(mode="json", exclude=set(NOT_TRAINING) | set(_RECIPE_KEYS)
+                               | {"recipe", "rewind_epoch", "ignore", "augment"})
+        recipe = asdict(self.recipe_obj)
+        body.update({k: v for k, v in recipe.items() if k != "init"})
+        body["milestones"] = list(recipe["milestones"])
+        body["init"] = init_scheme(self.arch, self.recipe_obj.init).name
+        body["ignore"] = list(self.ignore) if self.ignore is not None else list(entry(self.arch).dense)
+        body["augment"] = self.augment or DATASETS[self.dataset].augment
+        body["stream"] = not self.data_in_memory
+        body["arch_version"] = entry(self.arch).version
+        return dict(sorted(body.items()))
+
+    def training_key(self) -> str:
+        """12 hex digits of `training_config()`: the name of this configuration's checkpoint folder."""
+        return hashlib.sha256(json.dumps(self.training_config(), sort_keys=True).encode()).hexdigest()[:12]
+
     def config_hash(self) -> str:
         """A hash of what trains: the file's keys, plus what the code resolves differently from the baseline
         every earlier hash assumed (PyTorch's init, no label smoothing, no mixup, the presets' common
         fields, registry version 1). Keys that leave training unchanged keep existing files' hashes.
 
-        - trajectory_every only adds checkpoints; loader_workers does not change training (streamed
-          augmentation is seeded per sample): both left out. in_memory counts only as what it resolves to,
+        - trajectory_every only adds checkpoints; instability only adds a twin beside a run (resume asks for
+          it record by record); loader_workers does not change training (streamed augmentation is seeded per
+          sample): all left out. in_memory counts only as what it resolves to,
           and only when that is streaming.
         - init, label_smoothing, mixup count by what they resolve to, and only where that trains
           differently from the baseline: `init: paper` on an arch whose paper scheme draws something
@@ -149,7 +189,7 @@ class Experiment(BaseModel):
         from .models import entry, init_scheme
 
         body = self.model_dump(mode="json", exclude={"source", "trajectory_every", "in_memory", "loader_workers",
-                                                     *_RESOLVED_IN_HASH})
+                                                     "instability", *_RESOLVED_IN_HASH})
         if not self.data_in_memory:
             body["stream"] = True
         r = self.recipe_obj
@@ -200,10 +240,16 @@ def _semantic_problems(exp: Experiment, doc: YamlDoc) -> list[Problem]:
             imp_round(s, r.imp_rate)
         except ValueError as exc:
             bad(("sparsities", i), str(exc))
+    for i, setting in enumerate(exp.settings):
+        if setting not in SETTING_RULES:
+            bad(("settings", i), f"`lth-audit run` does not train {setting.value} runs yet; it trains "
+                                 f"{', '.join(s.value for s in SETTING_RULES)}")
     if len(set(exp.lrs)) != len(exp.lrs):
         bad(("lrs",), "learning rates repeat")
     if len(set(exp.seeds)) != len(exp.seeds):
         bad(("seeds",), "seeds repeat")
+    if exp.instability and not any(SETTING_RULES[s].ticket for s in exp.settings if s in SETTING_RULES):
+        bad(("instability",), "instability: true measures ticket runs, and no lt-* or wr-* setting is asked for")
     needs_mask = {s for s in exp.settings if s.method is not None} | ({Setting.SDT} & set(exp.settings))
     if needs_mask and not exp.sparsities:
         bad(("sparsities",), f"settings {sorted(s.value for s in needs_mask)} need at least one sparsity")
@@ -245,7 +291,3 @@ def parse_experiment(text: str | bytes, path: str = "<experiment>") -> Experimen
 
 def load_experiment(path: str | Path) -> Experiment:
     return _experiment(load_yaml(path, "experiment file"))
-
-
-def dump(exp: Experiment) -> dict[str, Any]:
-    return exp.model_dump(mode="json", exclude={"source"})

@@ -18,7 +18,7 @@ The semantics both trainers follow (reference implementation: `train.train_one`)
                  normalised image), then flip = randint(0, 2, (B,), g) (1 = horizontal flip);
     "shift":     s = randint(-4, 5, (B,), g), the sample rolled circularly by s (torch.roll direction);
     "none":      no draws;
-  then, when recipe.mixup = α > 0, the mixup draws of that batch (`train.mixup_draws`):
+  then, when recipe.mixup = α > 0, the mixup draws of that batch (`augment.mixup_draws`):
     gx, gy = torch._standard_gamma(torch.full((2,), α, dtype=float64), generator=g) (two Gamma(α, 1)),
     λ = gx / (gx + gy) (a Beta(α, α) draw; 0.5 in the underflow case gx + gy = 0), then
     q = randperm(B, g). The augmented batch x becomes λ·x + (1 - λ)·x[q] and the loss is the batch mean of
@@ -55,6 +55,10 @@ import torch
 from torch import nn
 
 from .recipes import Recipe
+
+EVAL_BATCH = 1000
+"""Test samples per evaluation batch (both trainers)."""
+
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The CPU generator of one epoch: data order, then per-batch augmentation draws (see above)."""

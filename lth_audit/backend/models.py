@@ -2,7 +2,7 @@
 
 A dataset fixes the stem (CIFAR 3x3 stem, ImageNet 7x7 stem, 1-D input) and the class count. The width
 multiplier scales every free channel count; it is 1.0 except for small-dense training (SDT), where
-`sdt.py`-style search (`search_width`) picks it so the dense net matches a ticket's non-zero count.
+`search_width` picks it so the dense net matches a ticket's non-zero count.
 
 Channel rounding: a net with n free channel counts c_0..c_{n-1} (base b_i) uses
     c_i = max(1, floor(b_i * w + (i + 0.5) / n))
@@ -51,7 +51,7 @@ class _Residual(nn.Module):
     and the final add; `skip=False` removes it (the paper's "ResNet-32-like" without residual connections)."""
 
     def _shortcut(self, cin: int, cout: int, stride: int, skip: bool) -> None:
-        """Called last in a block's __init__: modules are created (and seeded) in the same order as before."""
+        """Called last in a block's __init__, so its modules are created (and seeded) after the block's convs."""
         self.skip = skip
         self.downsample: nn.Module | None = None
         if skip and (stride != 1 or cin != cout):
@@ -417,10 +417,6 @@ def entry(name: str) -> ModelEntry:
     if name not in REGISTRY:
         raise ValueError(f"unknown arch {name!r}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name]
-
-
-def compatible(name: str, dataset: str) -> bool:
-    return entry(name).kind == DATASETS[dataset].kind
 
 
 def init_scheme(name: str, init: str = "paper") -> InitScheme:

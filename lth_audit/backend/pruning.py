@@ -120,3 +120,17 @@ def apply_mask(model: nn.Module, mask: Mask | None) -> nn.Module:
             for n, m in mask.items():
                 params[n].mul_(m.to(params[n].device, params[n].dtype))
     return model
+
+
+def random_layerwise(mask: Mask, seed: int) -> Mask:
+    """A random mask with `mask`'s per-layer sparsity (SPEC §6, rp-*): each layer keeps as many weights as
+    `mask` keeps there, at positions drawn uniformly at random (seeded; layers in name order)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    out = {}
+    for name in sorted(mask):
+        m = mask[name]
+        keep = int((m != 0).sum())
+        flat = torch.zeros(m.numel(), dtype=torch.float32)
+        flat[torch.randperm(m.numel(), generator=g)[:keep]] = 1.0
+        out[name] = flat.view_as(m)
+    return {name: out[name] for name in mask}

@@ -15,49 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import device as dev
-from .jobs import TensorData, TrainOutcome, TrainSpec, epoch_generator
+from .augment import Mix, augment_batch, mixup_draws
+from .jobs import EVAL_BATCH, TensorData, TrainOutcome, TrainSpec, epoch_generator
 from .stream import SEED_HIGH, StreamData
-
-EVAL_BATCH = 1000
-SHIFT_MAX = 4
-CROP_PAD = 4
-
-
-def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
-    """Augment one batch on x's device, random draws from `g` on the CPU (jobs.py documents the order)."""
-    if kind == "none":
-        return x
-    b = x.shape[0]
-    if kind == "crop-flip":
-        off = torch.randint(0, 2 * CROP_PAD + 1, (b, 2), generator=g).to(x.device)
-        flip = torch.randint(0, 2, (b,), generator=g).to(x.device)
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))
-        rows = off[:, 0:1] + torch.arange(h, device=x.device)            # (B, H)
-        cols = off[:, 1:2] + torch.arange(w, device=x.device)            # (B, W)
-        cols = torch.where(flip[:, None].bool(), cols.flip(1), cols)
-        bi = torch.arange(b, device=x.device)[:, None, None]
-        out = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]   # (B, H, W, C)
-        return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.contiguous_format)
-    if kind == "shift":
-        s = torch.randint(-SHIFT_MAX, SHIFT_MAX + 1, (b,), generator=g).to(x.device)
-        n = x.shape[-1]
-        idx = (torch.arange(n, device=x.device)[None, :] - s[:, None]) % n
-        flat = x.reshape(b, -1, n)
-        return torch.gather(flat, 2, idx[:, None, :].expand_as(flat)).view_as(x)
-    raise ValueError(f"unknown augmentation {kind!r}")
-
-
-Mix = tuple[float, torch.Tensor]
-"""A batch's mixup draws: λ and the permutation q of the batch (None: no mixup)."""
-
-
-def mixup_draws(g: torch.Generator, b: int, alpha: float) -> Mix:
-    """λ ~ Beta(alpha, alpha) (two Gamma(alpha) draws) and a permutation of the b samples, from `g` in
-    jobs.py's order. (`torch._standard_gamma` is the one torch sampler of Gamma that takes a generator.)"""
-    gx, gy = torch._standard_gamma(torch.full((2,), alpha, dtype=torch.float64), generator=g).tolist()
-    lam = gx / (gx + gy) if gx + gy > 0 else 0.5
-    return lam, torch.randperm(b, generator=g)
 
 
 def mixed_loss(out: torch.Tensor, y: torch.Tensor, mix: Mix | None, smoothing: float) -> torch.Tensor:
@@ -237,27 +197,25 @@ def train_many(specs: Sequence[TrainSpec], data: TensorData | StreamData, device
                on_result: Callable[[int, TrainOutcome, str], None] | None = None) -> list[TrainOutcome]:
     """Train a group of specs; with `batched`, try the batched trainer first, else one after another.
 
-    `on_result(i, outcome, trainer)` (trainer: "single" or "batched") is called as each result is known (one at a time for the single trainer, so
-    a kill loses at most the run in flight; all at the end of the group for the batched trainer).
+    `on_result(i, outcome, trainer)` (trainer: "single" or "batched") is called as each result is known (one
+    at a time for the single trainer, so a kill loses at most the run in flight; all at the end of the group
+    for the batched trainer).
     Streaming data always goes one spec at a time (the batched trainer raises NotImplementedError for it).
     """
     device = dev.resolve(device)
     specs = list(specs)
     if batched and len(specs) > 1:
+        from .batched import train_batched
+
         try:
-            from .batched import train_batched  # optional: written separately
-        except ImportError:
-            train_batched = None
-        if train_batched is not None:
-            try:
-                outs = train_batched(specs, data, device)
-            except NotImplementedError:
-                outs = None
-            if outs is not None:
-                for i, o in enumerate(outs):
-                    if on_result:
-                        on_result(i, o, "batched")
-                return list(outs)
+            outs = train_batched(specs, data, device)
+        except NotImplementedError:
+            outs = None
+        if outs is not None:
+            for i, o in enumerate(outs):
+                if on_result:
+                    on_result(i, o, "batched")
+            return list(outs)
     outs = []
     for i, s in enumerate(specs):
         o = train_one(s, data, device, progress=progress)

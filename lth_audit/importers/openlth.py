@@ -15,7 +15,11 @@ subsample_fraction / batch_size) iterations, with OpenLTH's training-set sizes (
 Mapping: level 0 → pretrain; level k ≥ 1 → lt-imp, or wr-imp when the experiment rewinds
 (`rewinding_steps`: its level 0, trained through `level_pretrain` and then `level_0`, is one pretrain
 record of the whole length); a `randomly_reinitialize` branch at level k ≥ 1 → rr-imp; a
-`randomly_prune` branch is kept in the `meta.randomly_prune` list of the trunk record of its level.
+`randomly_prune` branch is kept in the `meta.randomly_prune` list of the trunk record of its level,
+or, with `randomly_prune="rp-imp"`, becomes an rp-imp record (SPEC §6). OpenLTH writes no branch
+arguments into its tree, so that is the user's statement that the branches used OpenLTH's default
+strategy `layerwise` and start point `rewind`, which is θ0 only when the experiment does not rewind:
+branches of a rewinding experiment stay in meta either way.
 Epochs are whole: the training length rounds down, a rewind point to the nearest epoch, and the
 exact iterations stay in `meta.openlth`. Seed = replicate. Run ids carry the experiment hash.
 """
@@ -27,7 +31,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -244,7 +248,7 @@ def _numbered(folder: Path, prefix: str) -> list[tuple[int, Path]]:
 
 
 def _replicate(rep: int, folder: Path, digest: str, root: Path, train_sizes: dict[str, int],
-               result: ImportResult) -> None:
+               result: ImportResult, as_rp: bool) -> None:
     hparams = folder / "level_0" / "main" / "hparams.log"
     if not hparams.exists():
         result.problems.append(Problem(str(hparams), None, None, "missing: OpenLTH writes it when level 0 starts"))
@@ -261,7 +265,7 @@ def _replicate(rep: int, folder: Path, digest: str, root: Path, train_sizes: dic
             rr: list[RunRecord] = []
             prune_meta: list[dict[str, Any]] = []
             for branch in sorted(p for p in lfolder.iterdir() if p.is_dir() and p.name != "main"):
-                _branch(branch, level, rep, base, exp, root, result, rr, prune_meta)
+                _branch(branch, level, rep, base, exp, root, result, rr, prune_meta, as_rp)
             if trunk is None:
                 result.leave_out(UNFINISHED, lfolder / "main", root)
                 if prune_meta:
@@ -299,7 +303,7 @@ def _read_run_piece(folder: Path, end: int) -> tuple[float, ...]:
 
 
 def _branch(folder: Path, level: int, rep: int, base: str, exp: _Experiment, root: Path, result: ImportResult,
-            rr: list[RunRecord], prune_meta: list[dict[str, Any]]) -> None:
+            rr: list[RunRecord], prune_meta: list[dict[str, Any]], as_rp: bool) -> None:
     m = _BRANCH.fullmatch(folder.name)
     if m is None or m.group(1) not in ("randomly_reinitialize", "randomly_prune"):
         result.leave_out(OTHER_BRANCH, folder, root)
@@ -315,6 +319,9 @@ def _branch(folder: Path, level: int, rep: int, base: str, exp: _Experiment, roo
     sparsity = read_sparsity(folder / "sparsity_report.json")
     if name == "randomly_reinitialize":
         rr.append(_record(exp, run, f"{base}-L{level}-rr-{digest[:8]}", "rr-imp", sparsity, rep, root, {}))
+    elif as_rp and not exp.rewind:
+        rr.append(_record(exp, run, f"{base}-L{level}-rp-{digest[:8]}", "rp-imp", sparsity, rep, root,
+                          {"randomly_prune": "strategy layerwise and start rewind, as stated by the importer's user"}))
     else:
         prune_meta.append({"branch": folder.name, "sparsity": round(sparsity, 6), "top1": round(run.top1, 6),
                            "best_top1": None if run.best is None else round(run.best, 6),
@@ -322,8 +329,10 @@ def _branch(folder: Path, level: int, rep: int, base: str, exp: _Experiment, roo
                            "diverged": run.diverged})
 
 
-def import_openlth(root: str | Path, train_sizes: dict[str, int] | None = None) -> ImportResult:
-    """Every finished run under `root` (OpenLTH's data root, or one `lottery_<hash>` folder) as a record."""
+def import_openlth(root: str | Path, train_sizes: dict[str, int] | None = None,
+                   randomly_prune: Literal["meta", "rp-imp"] = "meta") -> ImportResult:
+    """Every finished run under `root` (OpenLTH's data root, or one `lottery_<hash>` folder) as a record;
+    `randomly_prune` says what its randomly_prune branches become (see the module docstring)."""
     root = Path(root)
     sizes = {**TRAIN_EXAMPLES, **(train_sizes or {})}
     result = ImportResult()
@@ -345,7 +354,7 @@ def import_openlth(root: str | Path, train_sizes: dict[str, int] | None = None) 
             result.problems.append(Problem(str(exp_dir), None, None, "no replicate_<r> folder"))
         for rep, folder in replicates:
             try:
-                _replicate(rep, folder, digest, base, sizes, result)
+                _replicate(rep, folder, digest, base, sizes, result, randomly_prune == "rp-imp")
             except _Bad as bad:
                 result.problems.append(bad.problem)
     return result

@@ -1,7 +1,8 @@
 """Inline SVG plots for the HTML report, drawn with matplotlib (Agg, text kept as text).
 
 * Figure 3 (`accuracy_spec`): accuracy vs learning rate (log x) for pretraining, the ticket (LT), its
-  random reinitialisation (RR) and the small-dense network (SDT) at the claim's sparsity, with the seed
+  random reinitialisation (RR), the small-dense network (SDT) and random pruning (RP, SPEC §6) at the
+  claim's sparsity, with the seed
   spread (min–max of the seeds) as error bars and the thresholds as bands.
 * Figure 4 (`correlation_spec`): R_p vs learning rate for LT and RR, with a line at p: against the
   pretrained θT (the paper's pairing, solid) where records carry it, else against each run's own θT
@@ -65,6 +66,7 @@ SERIES = {  # setting prefix -> (label, colour, marker)
     "wr": ("WR", "#d62728", "o"),
     "rr": ("RR", "#1f77b4", "^"),
     "sdt": ("SDT", "#2ca02c", "D"),
+    "rp": ("RP", "#9467bd", "v"),
 }
 
 POOL_MIN = 50
@@ -428,7 +430,7 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
     series = []
     for (setting, epochs), rows in groups.items():  # cells come sorted: pretrain first, then by setting
         label, colour, marker = _series_of(setting)
-        if setting.startswith(("lt-", "wr-", "rr-")):
+        if setting.startswith(("lt-", "wr-", "rr-", "rp-")):
             label = setting.upper()
         short = epochs < short_of
         if setting in multi_epochs or short:
@@ -439,9 +441,10 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
     well = [c[3] for c in cells if c[0] == "pretrain" and c[1] >= short_of]
     rr = [c[3] for c in cells if c[0].startswith("rr-")]
     sdt = [c[3] for c in cells if c[0] == "sdt"]
+    rp = [c[3] for c in cells if c[0].startswith("rp-")]
     similar, gap = spec["similar"], spec["gap"]
-    signature = ("acc", [style for style, _ in series], bool(well), bool(rr), bool(sdt), spec["witness"] is not None,
-                 similar, gap, window is not None)
+    signature = ("acc", [style for style, _ in series], bool(well), bool(rr), bool(sdt), bool(rp),
+                 spec["witness"] is not None, similar, gap, window is not None)
     cv = _canvas("acc", signature)
     ax = cv.ax
     if signature != cv.signature:  # other artists: make them (the legend comes with them)
@@ -463,6 +466,9 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
         if sdt:
             cv.owned.append(ax.axhline(_level(max(sdt) + gap, window), color="#2ca02c", linewidth=0.7,
                                        linestyle="--", label=f"② best SDT + {gap:g}"))
+        if rp:
+            cv.owned.append(ax.axhline(_level(max(rp) + gap, window), color="#9467bd", linewidth=0.7,
+                                       linestyle="--", label=f"⑥ best RP + {gap:g}"))
         if spec["witness"] is not None:
             cv.owned.append(ax.axvline(spec["witness"], color="#d62728", linewidth=0.6, alpha=0.5, linestyle="-."))
         ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -480,6 +486,8 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
             _move_span(next(owned), *_cut(max(rr), max(rr) + gap, window))
         if sdt:
             next(owned).set_ydata([_level(max(sdt) + gap, window)] * 2)
+        if rp:
+            next(owned).set_ydata([_level(max(rp) + gap, window)] * 2)
         if spec["witness"] is not None:
             next(owned).set_xdata([spec["witness"]] * 2)
     cv.lr_axis([c[2] for c in cells])
@@ -497,6 +505,8 @@ def _draw_accuracy(spec: dict[str, Any]) -> str:
         ys += [max(rr) + gap]
     if sdt:
         ys += [max(sdt) + gap]
+    if rp:
+        ys += [max(rp) + gap]
     shared = {_key("leg", repr(signature)): ax.legend_, _key("lrx", cv.lr_key): ax.xaxis}
     return cv.save(shared, (min(ys), max(ys)))
 

@@ -10,7 +10,7 @@ from lth_audit.analysis.landscape import (GridSpec, LossEvaluator, Trajectory, d
                                           pca_plane)
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import build_model
-from lth_audit.backend.run import Runner
+from lth_audit.backend.scheduler import run_experiment
 from lth_audit.store import RecordStore
 
 
@@ -139,21 +139,21 @@ def _experiment(folder, **over):
 
 def test_trajectory_checkpoints_written_and_loadable(tmp_path):
     exp = load_experiment(_experiment(tmp_path))
-    Runner(exp, device="cpu", quiet=True).run()
+    run_experiment(exp, device="cpu", quiet=True)
     recs = {r.setting.value: r for r in RecordStore(exp.out_path).load()}
     for setting, epochs in (("pretrain", [0, 2, 4]), ("lt-omp", [0, 2, 4]), ("wr-omp", [1, 3, 4])):
         meta = recs[setting].meta["trajectory"]
         assert meta["every"] == 2 and meta["epochs"] == epochs
-        assert all(f.startswith("traj.jsonl.ckpt/runs/") and f.endswith(f"/traj-{e}.pt")
+        assert all(f.startswith(f"traj.jsonl.ckpt/{exp.training_key()}/runs/") and f.endswith(f"/traj-{e}.pt")
                    for f, e in zip(meta["files"], epochs))
         states = [torch.load(tmp_path / f, weights_only=True) for f in meta["files"]]
         assert all(isinstance(s, dict) and all(isinstance(v, torch.Tensor) for v in s.values()) for s in states)
         assert not torch.equal(states[0]["fc1.weight"], states[-1]["fc1.weight"])
-    final = torch.load(tmp_path / "traj.jsonl.ckpt/runs/traj__mlp-pretrain-s0-lr0.05-seed0/final.pt",
+    final = torch.load(exp.ckpt_dir / "runs/traj__mlp-pretrain-s0-lr0.05-seed0/final.pt",
                        weights_only=True)
     last = torch.load(tmp_path / recs["pretrain"].meta["trajectory"]["files"][-1], weights_only=True)
     assert all(torch.equal(final[k], last[k]) for k in final)
-    mask = torch.load(tmp_path / "traj.jsonl.ckpt/masks/omp-s0.36-lr0.05-seed0.pt", weights_only=True)
+    mask = torch.load(exp.ckpt_dir / "masks/omp-s0.36-lr0.05-seed0.pt", weights_only=True)
     for f in recs["lt-omp"].meta["trajectory"]["files"]:
         s = torch.load(tmp_path / f, weights_only=True)
         assert torch.all(s["fc1.weight"][mask["fc1.weight"] == 0] == 0)
@@ -161,14 +161,14 @@ def test_trajectory_checkpoints_written_and_loadable(tmp_path):
 
 def test_no_trajectory_by_default(tmp_path):
     exp = load_experiment(_experiment(tmp_path, trajectory_every=None, settings=["pretrain"]))
-    Runner(exp, device="cpu", quiet=True).run()
+    run_experiment(exp, device="cpu", quiet=True)
     assert not list(exp.ckpt_dir.rglob("traj-*.pt"))
     assert all("trajectory" not in r.meta for r in RecordStore(exp.out_path).load())
 
 
 def test_landscape_command_end_to_end(tmp_path, capsys):
     path = _experiment(tmp_path, trajectory_every=1, settings=["pretrain", "lt-omp"])
-    Runner(load_experiment(path), device="cpu", quiet=True).run()
+    run_experiment(load_experiment(path), device="cpu", quiet=True)
     out = tmp_path / "fig.png"
     args = ["landscape", str(path), "--setting", "lt-omp", "--setting", "pretrain", "-o", str(out), "--grid", "5",
             "--samples", "500"]
@@ -178,7 +178,7 @@ def test_landscape_command_end_to_end(tmp_path, capsys):
     assert [r["info"]["setting"] for r in side["runs"]] == ["pretrain", "lt-omp"]
     r = side["runs"][1]
     assert len(r["loss"]) == 5 and r["trajectory"]["epochs"] == [0, 1, 2, 3, 4]
-    assert len(list((tmp_path / "traj.jsonl.ckpt" / "landscape").glob("*.json"))) == 2
+    assert len(list((load_experiment(path).ckpt_dir / "landscape").glob("*.json"))) == 2
     capsys.readouterr()
     assert analysis_main(args) == 0
     assert "2 from cache" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Done-when check of issue 14: ResNet-20 trained by `Runner` on a CIFAR-10 tree in the real format
+"""Done-when check of issue 14: ResNet-20 trained by the scheduler on a CIFAR-10 tree in the real format
 (through the real loader) starts from the paper's initialisation and records every R_p pairing."""
 
 import pytest
@@ -7,8 +7,8 @@ from torch import nn
 
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import build_model
-from lth_audit.backend.run import Runner
-from lth_audit.records import RecordStore
+from lth_audit.backend.scheduler import run_experiment
+from lth_audit.store import RecordStore
 
 
 def kaiming_fan_out_std(w: torch.Tensor) -> float:
@@ -21,7 +21,7 @@ def test_resnet20_on_a_cifar_tree_starts_from_the_papers_init_and_records_r_p(tm
     exp = load_experiment(write_exp(tmp_path, "rn20", arch="resnet20", dataset="cifar10", recipe="cifar",
                                     data_root="data", epochs=1, batch_size=50, lrs=[0.05], seeds=[0],
                                     settings=["pretrain", "lt-omp", "rr-omp"], sparsities=[0.59]))
-    summary = Runner(exp, device="cpu", quiet=True).run()
+    summary = run_experiment(exp, device="cpu", quiet=True)
     assert len(summary.trained) == 3
 
     # θ0 as recorded in the init checkpoint: every conv kaiming-normal fan_out, BN (1, 0), classifier as built

@@ -10,8 +10,8 @@ from lth_audit.cli import main
 from lth_audit.correlation import correlation_indicator
 from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import count_params, search_width
-from lth_audit.backend.run import Runner
-from lth_audit.records import Setting, load_records
+from lth_audit.backend.scheduler import run_experiment
+from lth_audit.records import load_records
 from lth_audit.store import RecordStore
 from ..processes import sigkill_after_first_record
 
@@ -38,8 +38,10 @@ def test_tiny_experiment_end_to_end(tmp_path, capsys, write_exp):
     sdt = recs["tiny/mlp-sdt-s0.36-lr0.05-seed0"]
     assert abs(sdt.params / lt.params - 1) < 0.02
     assert all(r.meta["device"] == "cpu" and "config_hash" in r.meta and "torch" in r.meta for r in recs.values())
+    training = load_experiment(path).training_config()
+    assert all(r.meta["config"] == training and r.meta["executor"] == "local" for r in recs.values())
     # checkpoints load with weights_only=True
-    ck = tmp_path / "tiny.jsonl.ckpt"
+    ck = load_experiment(path).ckpt_dir
     files = sorted(ck.rglob("*.pt"))
     assert any("masks" in str(f) for f in files) and any(f.name == "rewind.pt" for f in files)
     for f in files:
@@ -78,14 +80,14 @@ def test_cpu_records_are_identical_across_runs(tmp_path, write_exp):
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
         exp = load_experiment(write_exp(tmp_path / sub, settings=["pretrain", "lt-omp", "rr-omp"]))
-        Runner(exp, device="cpu", quiet=True).run()
+        run_experiment(exp, device="cpu", quiet=True)
         tops.append({r.run_id: (r.top1, r.best_top1, r.r_p) for r in RecordStore(exp.out_path).load()})
     assert tops[0] == tops[1]
 
 
 def test_diverged_run_is_recorded_and_grid_goes_on(tmp_path, write_exp):
     exp = load_experiment(write_exp(tmp_path, lrs=[0.05, 1e9], settings=["pretrain", "lt-omp"]))
-    summary = Runner(exp, device="cpu", quiet=True).run()
+    summary = run_experiment(exp, device="cpu", quiet=True)
     recs = {r.run_id: r for r in RecordStore(exp.out_path).load()}
     assert len(recs) == 4
     assert recs["tiny/mlp-pretrain-s0-lr1e+09-seed0"].diverged

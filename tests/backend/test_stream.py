@@ -1,4 +1,4 @@
-"""Streaming ImageFolder data (stream.py): loading, training through train_one, determinism, Runner."""
+"""Streaming ImageFolder data (stream.py): loading, training through train_one, determinism, the scheduler."""
 
 import json
 
@@ -11,7 +11,7 @@ from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.models import build_model
 from lth_audit.backend.pruning import omp_mask, prunable_names
 from lth_audit.backend.recipes import PRESETS
-from lth_audit.backend.run import Runner
+from lth_audit.backend.scheduler import run_experiment
 from lth_audit.backend.stream import StreamData
 from lth_audit.backend.train import train_many, train_one
 from lth_audit.backend.jobs import TrainSpec
@@ -110,12 +110,12 @@ def test_runner_end_to_end_on_streamed_data(tmp_path, write_exp):
                      data_root="data", in_memory=False, loader_workers=0, epochs=1, batch_size=6,
                      warmup_epochs=0, settings=["pretrain", "lt-omp"], sparsities=[0.2], lrs=[0.01])
     exp = load_experiment(path)
-    summary = Runner(exp, device="cpu", quiet=True, batched=True).run()
+    summary = run_experiment(exp, device="cpu", quiet=True, batched=True)
     assert len(summary.trained) == 2 and not summary.diverged
     recs = [json.loads(line) for line in (tmp_path / "st.jsonl").read_text().splitlines()]
     assert sorted(r["setting"] for r in recs) == ["lt-omp", "pretrain"]
     assert all(r["meta"]["trainer"] == "single" and r["dataset"] == "imagenet" for r in recs)
-    assert Runner(exp, device="cpu", quiet=True).run().skipped == 2      # resume: nothing left to do
+    assert run_experiment(exp, device="cpu", quiet=True).skipped == 2      # resume: nothing left to do
 
 
 def test_tiny_imagenet_streams_with_its_val_layout(tmp_path):
@@ -139,7 +139,8 @@ def test_streamed_mixup_draws_follow_the_samplers_draws(tmp_path, monkeypatch):
     """jobs.py: on streamed data the mixup draws of an epoch follow the sampler's permutation and N seeds."""
     import lth_audit.backend.stream as stream
     from lth_audit.backend.jobs import epoch_generator
-    from lth_audit.backend.train import _Batches, mixup_draws
+    from lth_audit.backend.augment import mixup_draws
+    from lth_audit.backend.train import _Batches
 
     d = load_stream("imagenet", _tree(tmp_path), image_size=16, num_workers=0)
     made = []

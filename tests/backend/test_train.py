@@ -9,7 +9,8 @@ from lth_audit.backend.jobs import TensorData, TrainSpec
 from lth_audit.backend.models import build_model, entry
 from lth_audit.backend.pruning import omp_mask, prunable_names
 from lth_audit.backend.recipes import recipe
-from lth_audit.backend.train import augment_batch, train_many, train_one
+from lth_audit.backend.augment import augment_batch
+from lth_audit.backend.train import train_many, train_one
 
 
 @pytest.fixture(scope="module")

@@ -104,13 +104,18 @@ def test_validate_passes_good_inputs(capsys):
     assert "claim 'c05-missing-rr' misses runs: rr-imp@lr=0.2 (≥160 epochs)" in out
 
 
+def _one_claim(folder, setting: str, sparsity: float) -> None:
+    """c01's records and a claim file with one claim on them (id `x`)."""
+    shutil.copy(CASES / "c01-jackpot.jsonl", folder / "r.jsonl")
+    (folder / "c.lth.yaml").write_text("records: [r.jsonl]\nclaims:\n  - {id: x, arch: netA, dataset: cifar10, "
+                                       f"setting: {setting}, sparsity: {sparsity}, expect: jackpot}}\n")
+
+
 def test_validate_names_what_the_records_have_for_a_claim_without_evidence(tmp_path, capsys):
-    shutil.copy(CASES / "c01-jackpot.jsonl", tmp_path / "r.jsonl")
-    (tmp_path / "c.lth.yaml").write_text("records: [r.jsonl]\nclaims:\n  - {id: typo, arch: netA, dataset: cifar10, "
-                                         "setting: lt-imp, sparsity: 0.914, expect: jackpot}\n")
+    _one_claim(tmp_path, "lt-imp", 0.914)
     assert main(["validate", str(tmp_path)]) == 2
     out = capsys.readouterr().out
-    assert "c.lth.yaml:3: [claims.0] claim 'typo' has no evidence" in out and "nearest: 0.832" in out
+    assert "c.lth.yaml:3: [claims.0] claim 'x' has no evidence" in out and "nearest: 0.832" in out
     # The store is named by the claim file and walked itself: its problems are listed once.
     (tmp_path / "r.jsonl").write_text((tmp_path / "r.jsonl").read_text() + "not json\n")
     assert main(["validate", str(tmp_path)]) == 2
@@ -125,9 +130,7 @@ def test_the_audit_path_does_not_import_torch():
 
 
 def test_a_rewound_ticket_under_rigorous_is_refused_with_the_profile_to_use(tmp_path, capsys):
-    shutil.copy(CASES / "c01-jackpot.jsonl", tmp_path / "r.jsonl")
-    (tmp_path / "c.lth.yaml").write_text("records: [r.jsonl]\nclaims:\n  - {id: wr, arch: netA, dataset: cifar10, "
-                                         "setting: wr-imp, sparsity: 0.832, expect: jackpot}\n")
+    _one_claim(tmp_path, "wr-imp", 0.832)
     assert main(["audit", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "c.lth.yaml:3: [claims.0.setting]" in err and "profile 'rigorous' judges tickets of setting lt-imp, " \

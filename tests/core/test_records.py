@@ -8,7 +8,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from lth_audit.records import InputError, RecordStore, RunRecord, load_records
+from lth_audit.records import InputError, RunRecord, load_records
+from lth_audit.store import RecordStore
 
 from .factories import rec
 

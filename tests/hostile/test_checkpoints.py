@@ -13,7 +13,7 @@ import torch
 from lth_audit.backend import checkpoints
 from lth_audit.backend.checkpoints import Checkpoints
 from lth_audit.backend.experiment import parse_experiment
-from lth_audit.backend.run import Runner
+from lth_audit.backend.steps import Steps
 from lth_audit.cli import main
 from lth_audit.records import InputError
 
@@ -65,28 +65,44 @@ def _experiment(folder: Path, **extra: str):
     return parse_experiment(text, str(folder / "e.yaml"))
 
 
+def _steps_in(folder: Path, exp) -> Steps:
+    """`exp`'s steps reading the checkpoint folder `folder` (another configuration's: copied by hand)."""
+    steps = Steps(exp)
+    steps.ck.root = folder
+    return steps
+
+
+def test_a_changed_configuration_gets_a_checkpoint_folder_of_its_own(tmp_path):
+    a, b = _experiment(tmp_path), _experiment(tmp_path, width="0.5")
+    Steps(a).theta0(0)
+    Steps(b).theta0(0)   # no mismatch: width 0.5 never reads width 1.0's θ0
+    assert a.ckpt_dir != b.ckpt_dir and (a.ckpt_dir / "init" / "seed0.pt").is_file()
+    assert (b.ckpt_dir / "init" / "seed0.pt").is_file()
+
+
 def test_a_shape_mismatch_says_which_experiment_field_changed(tmp_path):
-    Runner(_experiment(tmp_path), device="cpu", quiet=True).theta0(0)   # writes init/seed0.pt and model.json
+    a = _experiment(tmp_path)
+    Steps(a).theta0(0)   # writes init/seed0.pt and model.json
     with pytest.raises(InputError) as exc:
-        Runner(_experiment(tmp_path, width="0.5"), device="cpu", quiet=True).theta0(0)
+        _steps_in(a.ckpt_dir, _experiment(tmp_path, width="0.5")).theta0(0)
     (p,) = exc.value.problems
-    assert p.path.endswith("e.jsonl.ckpt/init/seed0.pt")
+    assert p.path == str(a.ckpt_dir / "init" / "seed0.pt")
     assert "where the experiment's model has [50, 40]" in p.reason
     assert "`width` changed from 1.0 to 0.5" in p.reason and "new `out:`" in p.reason
 
 
 def test_a_mask_of_other_layers_says_ignore_changed(tmp_path):
-    runner = Runner(_experiment(tmp_path), device="cpu", quiet=True)
-    runner.ck.save(runner.ck.mask("k"), {n: torch.ones(1) for n in ("fc1.weight",)})
+    steps = Steps(_experiment(tmp_path))
+    steps.ck.save(steps.ck.mask("k"), {n: torch.ones(1) for n in ("fc1.weight",)})
     with pytest.raises(InputError) as exc:
-        Runner(_experiment(tmp_path, ignore="[fc1]"), device="cpu", quiet=True).ck.load(runner.ck.mask("k"))
+        _steps_in(steps.ck.root, _experiment(tmp_path, ignore="[fc1]")).ck.load(steps.ck.mask("k"))
     assert "`ignore` changed from ['fc'] to ['fc1']" in exc.value.problems[0].reason
 
 
 def test_run_with_a_truncated_checkpoint_exits_2_naming_it(tmp_path, capsys):
     exp = tmp_path / "e.yaml"
     exp.write_text(EXPERIMENT)
-    seed0 = tmp_path / "e.jsonl.ckpt" / "init" / "seed0.pt"
+    seed0 = _experiment(tmp_path).ckpt_dir / "init" / "seed0.pt"
     seed0.parent.mkdir(parents=True)
     seed0.write_bytes(_bytes(GOOD)[:100])
     assert main(["run", str(exp), "--quiet", "--device", "cpu"]) == 2

@@ -16,7 +16,8 @@ import pytest
 
 from lth_audit import cli
 from lth_audit.cli import main
-from lth_audit.records import RecordStore, load_records
+from lth_audit.records import load_records
+from lth_audit.store import RecordStore
 
 from .cases import EXPERIMENT, ROOT, jackpot
 

@@ -53,6 +53,25 @@ def test_lottery_tree_every_run_reproduced(tmp_path):
     assert len(result.left_out[DENSE_BRANCH]) == 2 * 2 and len(result.left_out[OTHER_BRANCH]) == 2 * 4
 
 
+def test_randomly_prune_branches_become_rp_imp_when_the_user_states_their_strategy(tmp_path):
+    lot = Lottery(branches=(RP,), replicates=(1,), levels=2)
+    exp = lot.write(tmp_path)
+    runs = by_id(import_openlth(tmp_path, randomly_prune="rp-imp").records)
+    h = exp.name.removeprefix("lottery_")[:12]
+    for level in (1, 2):
+        lt = runs[f"openlth-{h}-r1-L{level}"]
+        assert "randomly_prune" not in lt.meta
+        [rp] = [r for r in runs.values() if r.run_id.startswith(f"openlth-{h}-r1-L{level}-rp-")]
+        assert (rp.setting.value, rp.epochs, rp.seed, rp.sparsity) == ("rp-imp", 160, 1, lt.sparsity)
+        assert rp.top1 == pytest.approx(lot.final(1, level, RP), abs=1e-9)
+    # A rewinding experiment's branches start at θt, not θ0: they stay in meta even when asked.
+    rewound = Lottery(rewinding_steps="2000it", replicates=(1,), levels=1, branches=(RP,))
+    rewound_dir = rewound.write(tmp_path / "rw")
+    records = import_openlth(rewound_dir, randomly_prune="rp-imp").records
+    assert not [r for r in records if r.setting.value == "rp-imp"]
+    assert [r.meta["randomly_prune"] for r in records if r.setting.value == "wr-imp"]
+
+
 def test_rewinding_experiment_gives_wr_imp_and_one_whole_pretrain_run(tmp_path):
     lot = Lottery(rewinding_steps="2000it", lr="0.05", replicates=(1,), levels=2, branches=(RR,))
     exp = lot.write(tmp_path)

@@ -1,6 +1,5 @@
 """A real local Ray instance (2 CPUs, no dashboard) shared by the module's tests, and tiny experiments."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -8,17 +7,9 @@ import yaml
 
 
 @pytest.fixture(scope="session")
-def mnist1d_cache(tmp_path_factory):
-    """One MNIST-1D cache, set in the environment before Ray starts so that its workers inherit it."""
-    old = os.environ.get("LTH_AUDIT_CACHE")
-    os.environ["LTH_AUDIT_CACHE"] = str(tmp_path_factory.mktemp("lth-cache"))
-    from lth_audit.backend.data import load_mnist1d
-    load_mnist1d()  # generate it once here, not in two workers at once
-    yield
-    if old is None:
-        os.environ.pop("LTH_AUDIT_CACHE", None)
-    else:
-        os.environ["LTH_AUDIT_CACHE"] = old
+def mnist1d_cache(mnist1d):
+    """MNIST-1D generated once, before Ray starts: its workers inherit the test run's cache (tests/conftest.py)."""
+    return mnist1d
 
 
 @pytest.fixture(scope="module")

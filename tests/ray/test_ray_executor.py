@@ -15,8 +15,8 @@ ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".
 
 from lth_audit.cli import main  # noqa: E402
 from lth_audit.backend.experiment import load_experiment  # noqa: E402
-from lth_audit.backend.ray_executor import SharedStorageError, check_shared_dir, run_ray  # noqa: E402
-from lth_audit.backend.run import Runner  # noqa: E402
+from lth_audit.backend.ray_executor import RayExecutor, SharedStorageError, check_shared_dir  # noqa: E402
+from lth_audit.backend.scheduler import Scheduler, run_experiment  # noqa: E402
 from lth_audit.records import load_records  # noqa: E402
 from ..processes import sigkill_after_first_record  # noqa: E402
 
@@ -58,6 +58,10 @@ class KillOnce:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def run_ray(exp, hook):
+    return Scheduler(exp, RayExecutor(hook=hook), device="cpu", quiet=True).run()
+
+
 def records(path: Path) -> dict:
     return {r.run_id: r for r in load_records([path]).raise_on_problems()}
 
@@ -71,7 +75,7 @@ def results(recs: dict) -> dict:
 def local_reference(tmp_path_factory, mnist1d_cache, write_exp):
     """The tiny grid with the local executor (single-run trainer), once for the module."""
     exp = load_experiment(write_exp(tmp_path_factory.mktemp("local")))
-    Runner(exp, device="cpu", quiet=True, batched=False).run()
+    run_experiment(exp, device="cpu", quiet=True, batched=False)
     return records(exp.out_path)
 
 
@@ -94,7 +98,7 @@ def test_worker_killed_mid_task_is_retried(ray_cluster, tmp_path, write_exp, loc
     hook = KillOnce(marks, {"tiny/mlp-pretrain-s0-lr0.1-seed0": "start",
                             "tiny/mlp-lt-imp-s0.2-lr0.02-seed0": "trained"})
     exp = load_experiment(write_exp(tmp_path / "exp"))
-    summary = run_ray(exp, device="cpu", quiet=True, hook=hook)
+    summary = run_ray(exp, hook)
     assert sorted(p.name for p in marks.iterdir()) == ["tiny__mlp-lt-imp-s0.2-lr0.02-seed0.trained",
                                                        "tiny__mlp-pretrain-s0-lr0.1-seed0.start"]
     ids = [r.run_id for r in load_records([exp.out_path]).raise_on_problems()]
@@ -136,7 +140,7 @@ def test_worker_error_stops_the_grid_cleanly(ray_cluster, tmp_path, write_exp, c
     exp = load_experiment(write_exp(tmp_path / "exp"))
     bad = "tiny/mlp-lt-omp-s0.36-lr0.1-seed0"
     with pytest.raises(SharedStorageError, match="/nfs/x does not exist"):
-        run_ray(exp, device="cpu", quiet=True, hook=RefuseStorage(marks, bad))
+        run_ray(exp, RefuseStorage(marks, bad))
     assert len(list(marks.iterdir())) == 1                      # not retried: it would fail again
     ids = [r.run_id for r in load_records([exp.out_path]).raise_on_problems()]
     assert bad not in ids and len(ids) == len(set(ids)) >= 2    # what finished is kept, once

@@ -1,0 +1,265 @@
+"""The one scheduler: walks an experiment's plan, hands units to an executor, writes the records.
+
+`Scheduler(exp, executor).run()`:
+
+1. **Resume.** Reads the store (under its lock) and compares every recorded run of the plan with the
+   experiment's configuration (`resume.py`). Changed runs stop the command (exit 2, naming the fields), or,
+   with `rerun_changed`, their records are moved to `<out>.changed-<time>` and they train again.
+2. **Walk.** A run is *finished* when its record is in the store and the checkpoints later runs read from it
+   exist (a recorded run whose checkpoints are gone trains again for its weights only; no second record).
+   A run is *ready* when every run in its `deps` is finished. Ready runs go by `Plan.priorities` (longest
+   chain of epochs first); a unit is one run, or, when the job trains batched, the ready runs of one stage.
+3. **Claims.** Before a unit is submitted its runs are claimed (`claims.py`), then the store is read again:
+   a run another process claimed is left to it, one another process finished meanwhile is not trained
+   again. So processes sharing one store (two terminals, two Slurm jobs) share its runs, each run trained
+   once. With nothing to start and runs left, the scheduler waits for the other processes (polling).
+4. **One writer.** Each record is appended through `RecordStore.append` (the locked, fsynced writer) when its
+   unit comes back, then its claim is released. An error in a unit stops new submissions; the units in
+   flight land and are recorded; then the error is raised. A kill loses at most the units in flight.
+
+Progress (a tqdm bar on a terminal; `quiet` silences it) and the closing summary live here too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..records import RunRecord
+from ..store import RecordRejected, RecordStore
+from . import resume
+from .claims import Claims
+from .executors import Executor, LocalExecutor
+from .experiment import Experiment
+from .plan import PlannedRun
+from .steps import Steps
+from .units import Job, Unit
+
+POLL_S = (0.2, 2.0)
+"""Waiting for other processes: first and longest pause between reads of the store (seconds)."""
+
+
+@dataclass
+class RunSummary:
+    """What one `run` did."""
+
+    trained: list[str] = field(default_factory=list)     # records this process appended
+    skipped: int = 0                                     # finished before it started
+    elsewhere: list[str] = field(default_factory=list)   # finished by another process while it ran
+    weights: list[str] = field(default_factory=list)     # recorded runs trained again for their checkpoints
+    twice: list[str] = field(default_factory=list)       # trained here, but recorded first by another writer
+    diverged: list[str] = field(default_factory=list)
+    moved: int = 0                                       # records of changed runs moved aside
+    moved_to: Path | None = None
+    wall_s: float = 0.0
+    device: str = "cpu"
+    executor: str = "local"
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def line(self, exp: Experiment) -> str:
+        """The closing line of `lth-audit run`."""
+        parts = [f"trained {len(self.trained)} runs", f"{self.skipped} already done"]
+        if self.elsewhere:
+            parts.append(f"{len(self.elsewhere)} trained by another process")
+        if self.weights:
+            parts.append(f"{len(self.weights)} trained again for their checkpoints")
+        if self.twice:
+            parts.append(f"{len(self.twice)} also trained by another writer, which recorded them first")
+        if self.moved:
+            parts.append(f"{self.moved} changed records moved to {self.moved_to}")
+        parts.append(f"{len(self.diverged)} diverged")
+        where = self.device if self.executor == "local" else f"{self.executor} ({self.device})"
+        extra = "".join(f", {v} {k}" for k, v in self.notes.items())
+        return f"{exp.name}: {', '.join(parts)}, {self.wall_s:.1f}s on {where}{extra} -> {exp.out_path}"
+
+
+class Scheduler:
+    def __init__(self, exp: Experiment, executor: Executor | None = None, *, device: str = "auto",
+                 batched: bool | None = None, threads: int | None = None, max_group: int | None = None,
+                 rerun_changed: bool = False, quiet: bool = False, log: Callable[[str], None] | None = None):
+        self.exp = exp
+        self.executor = executor or LocalExecutor(progress=not quiet)
+        self.device_asked = device
+        self.batched = batched
+        self.threads = threads
+        self.max_group = max_group
+        self.rerun_changed = rerun_changed
+        self.quiet = quiet
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.store = RecordStore(exp.out_path)
+        self.claims = Claims(exp.ckpt_root / "claims")
+
+    # ------------------------------------------------------------------------------------------ main
+    def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        exp, summary = self.exp, RunSummary(executor=self.executor.name)
+        steps = Steps(exp)       # this side only reads and writes checkpoints (θ0), never trains
+        plan = steps.plan
+        records = self.store.load()
+        changed = resume.changes(plan, records)
+        if changed:
+            if not self.rerun_changed:
+                raise resume.ChangedRuns(exp, changed)
+            summary.moved_to = resume.aside_path(exp.out_path)
+            summary.moved = self.store.move_aside(changed, summary.moved_to)
+            self.log(f"{exp.out_path}: moved the records of {summary.moved} changed run(s) to {summary.moved_to}; "
+                     "training them again")
+            records = self.store.load()
+        try:
+            self._start(steps, records, summary)
+        finally:
+            self.executor.close()
+            self.claims.release_all()
+        summary.notes = self.executor.notes()
+        summary.wall_s = time.perf_counter() - t0
+        return summary
+
+    def _start(self, steps: Steps, records: list[RunRecord], summary: RunSummary) -> None:
+        exp, plan = self.exp, steps.plan
+        summary.device = self.executor.device(self.device_asked)
+        batched = self.executor.can_batch and (self.batched if self.batched is not None
+                                               else summary.device.startswith("cuda"))
+        job = Job(exp, summary.device, batched, self.threads, self.executor.name)
+        self._recorded = {r.run_id for r in records}
+        self._finished = {r.run_id for r in plan.runs if r.run_id in self._recorded and steps.has_checkpoints(r)}
+        self._pending = {r.run_id: r for r in plan.runs if r.run_id not in self._finished}
+        summary.skipped = len(plan.runs) - len(self._pending)
+        if not self._pending:
+            return
+        exp.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        for seed in sorted({r.seed for r in self._pending.values() if r.rule.start == "theta0"}):
+            steps.theta0(seed)   # once, here, before units that start from it run anywhere
+        self.executor.open(job)
+        self._walk(steps, job, summary)
+
+    # ------------------------------------------------------------------------------------------ walk
+    def _walk(self, steps: Steps, job: Job, summary: RunSummary) -> None:
+        from tqdm.auto import tqdm
+
+        plan = steps.plan
+        prio, order = plan.priorities(), {r.run_id: i for i, r in enumerate(plan.runs)}
+        self._in_flight: dict[str, Unit] = {}
+        self._elsewhere: set[str] = set()
+        units = 0
+        error: BaseException | None = None
+        pause = POLL_S[0]
+        bar = tqdm(total=len(self._pending), desc=self.exp.name, unit="run", disable=self.quiet)
+
+        def postfix() -> None:
+            left = len(self._pending) - len(self._in_flight)
+            bar.set_postfix({"in_flight": len(self._in_flight), "left": left,
+                             **({"others": len(self._elsewhere)} if self._elsewhere else {}),
+                             **self.executor.notes()})
+
+        try:
+            while self._pending:
+                if error is None:
+                    while units < self.executor.slots():
+                        unit = self._next_unit(steps, job, prio, order, summary, bar)
+                        if unit is None:
+                            break
+                        self.executor.submit(unit)
+                        self._in_flight.update(dict.fromkeys(unit.run_ids, unit))
+                        units += 1
+                        bar.set_description(unit.stage)
+                postfix()
+                if units == 0:
+                    if error is not None:
+                        break
+                    time.sleep(pause)   # the runs left are another process's, or wait on its runs
+                    pause = min(POLL_S[1], pause * 1.5)
+                    self._elsewhere.clear()
+                    error = self._refresh(steps, summary, bar)
+                    continue
+                pause = POLL_S[0]
+                for done in self.executor.wait():
+                    units -= 1
+                    for run_id in done.unit.run_ids:
+                        self._in_flight.pop(run_id, None)
+                    if done.error is not None:
+                        error = error or done.error
+                        for run_id in done.unit.run_ids:
+                            self.claims.release(run_id)
+                        continue
+                    for rec in done.records:
+                        self._land(rec, summary, bar)
+                self._elsewhere.clear()   # retry those claims: their process may have finished or died
+        finally:
+            postfix()
+            bar.close()
+        if error is not None:
+            raise error
+
+    def _next_unit(self, steps: Steps, job: Job, prio: dict[str, int], order: dict[str, int],
+                   summary: RunSummary, bar) -> Unit | None:
+        """The next unit to submit, its runs claimed and still to train; None when nothing can start now."""
+        while True:
+            ready = [r for r in self._pending.values() if r.run_id not in self._in_flight
+                     and r.run_id not in self._elsewhere and all(d in self._finished for d in r.deps)]
+            if not ready:
+                return None
+            first = min(ready, key=lambda r: (-prio[r.run_id], order[r.run_id]))
+            group = [first]
+            if job.batched:
+                group = sorted((r for r in ready if r.stage == first.stage), key=lambda r: order[r.run_id])
+                group = group[:self.max_group] if self.max_group else group
+            claimed = [r for r in group if self.claims.take(r.run_id)]
+            self._elsewhere.update(r.run_id for r in group if r not in claimed)
+            if not claimed:
+                continue
+            error = self._refresh(steps, summary, bar)   # what others finished before we claimed
+            if error is not None:
+                raise error
+            claimed = [r for r in claimed if r.run_id in self._pending]
+            if claimed:
+                return Unit(tuple(claimed))
+
+    def _refresh(self, steps: Steps, summary: RunSummary, bar) -> BaseException | None:
+        """Read the store again: runs other processes finished leave the queue (and their claims here);
+        a record of another configuration is an error (returned)."""
+        records = self.store.load()
+        new = [r for r in records if r.run_id not in self._recorded]
+        self._recorded.update(r.run_id for r in new)
+        changed = resume.changes(steps.plan, new)
+        if changed:
+            return resume.ChangedRuns(self.exp, changed)
+        for run_id, run in list(self._pending.items()):
+            if run_id in self._in_flight or run_id not in self._recorded or not steps.has_checkpoints(run):
+                continue
+            del self._pending[run_id]
+            self._finished.add(run_id)
+            self.claims.release(run_id)
+            summary.elsewhere.append(run_id)
+            bar.update(1)
+        return None
+
+    def _land(self, rec: RunRecord, summary: RunSummary, bar) -> None:
+        """A trained run's record into the store (unless the run was recorded already), then its claim freed."""
+        run: PlannedRun = self._pending.pop(rec.run_id)
+        if rec.run_id in self._recorded:
+            summary.weights.append(rec.run_id)
+        else:
+            try:
+                self.store.append([rec])
+            except RecordRejected as exc:
+                if any(p.field != "run_id" for p in exc.problems):
+                    raise
+                summary.twice.append(rec.run_id)   # recorded meanwhile by a writer that takes no claims
+            else:
+                summary.trained.append(rec.run_id)
+                if rec.diverged:
+                    summary.diverged.append(rec.run_id)
+            self._recorded.add(rec.run_id)
+        self._finished.add(run.run_id)
+        self.claims.release(run.run_id)
+        bar.update(1)
+
+
+def run_experiment(exp: Experiment, device: str = "auto", quiet: bool = False, batched: bool | None = None,
+                   threads: int | None = None, rerun_changed: bool = False) -> RunSummary:
+    """Train the experiment in this process (the local executor)."""
+    return Scheduler(exp, LocalExecutor(progress=not quiet), device=device, batched=batched, threads=threads,
+                     rerun_changed=rerun_changed, quiet=quiet).run()
