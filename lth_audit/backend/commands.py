@@ -87,9 +87,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError("--address is for --executor ray")
     if args.executor == "ray" and args.batched:
         raise CommandError("--batched is for --executor local (the ray executor trains one run per task)")
+    if args.executor == "ray" and args.workers is not None:
+        raise CommandError("--workers is for --executor local (Ray places its tasks on the cluster's cores)")
+    for option in ("workers", "max_group", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)}: must be at least 1")
     exp = load_experiment(args.file)
-    from .executors import LocalExecutor
+    from . import device as dev
     from .scheduler import Scheduler
+    from .workers import for_this_machine
 
     if args.executor == "ray":
         from .ray_executor import RayExecutor, RayNotInstalled
@@ -97,11 +103,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor = RayExecutor(address=args.address, gpus=args.gpus_per_run)
         problems: tuple[type[BaseException], ...] = (RayNotInstalled, RuntimeError, ConnectionError)
     else:
-        executor = LocalExecutor(progress=not args.quiet)
+        try:
+            executor = for_this_machine(str(dev.resolve(args.device)), args.workers, progress=not args.quiet)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         problems = (RuntimeError,)
     with reported(*problems), kept(_kept(exp.out_path)):
         summary = Scheduler(exp, executor, device=args.device, batched=args.batched, threads=args.threads,
-                            rerun_changed=args.rerun_changed, quiet=args.quiet).run()
+                            max_group=args.max_group, rerun_changed=args.rerun_changed, quiet=args.quiet).run()
     print(summary.line(exp))
     return 0
 
@@ -137,10 +146,16 @@ def register(subparsers) -> None:
     p.add_argument("--gpus-per-run", type=float, default=None,
                    help="ray: GPU fraction per run (default 1/8 under 1M parameters, 1/4 under 30M, else 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local, on the CPU: worker processes training units side by side (default: the usable "
+                        "cores, affinity and cgroup quota honoured; 1: in this process). Results do not depend on it")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: torch's; 1 for a model under 1M parameters trained alone)")
+                   help="CPU intra-op threads per process (default 1: parallelism goes across runs)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train a stage's runs together with the batched trainer (default: on CUDA only)")
+    p.add_argument("--max-group", type=int, default=None,
+                   help="batched: most runs per unit (default 8 on the CPU, a whole stage on CUDA); "
+                        "results depend on it (a run's arithmetic depends on its group), not on --workers")
     p.add_argument("--rerun-changed", action="store_true",
                    help="train again the runs recorded under another configuration (their records are moved "
                         "to <out>.changed-<time>); without it such runs stop the command (docs/backend.md)")

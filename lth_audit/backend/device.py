@@ -42,15 +42,6 @@ def describe(device: torch.device) -> str:
     return "cpu"
 
 
-SMALL_MODEL = 1_000_000
-
-
-def cpu_threads(n_params: int) -> int | None:
-    """CPU intra-op threads for a model of `n_params`: 1 for small nets (their tiny matmuls only lose to
-    thread hand-offs - 5x on a busy 2-core machine), None (torch's default) otherwise."""
-    return 1 if n_params < SMALL_MODEL else None
-
-
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters
 KEEP_FREED_BYTES = 1 << 28
 """Blocks up to 256 MiB come from the heap and stay there when freed (glibc mallopt), see keep_freed_memory."""

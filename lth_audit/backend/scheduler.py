@@ -7,8 +7,11 @@
    with `rerun_changed`, their records are moved to `<out>.changed-<time>` and they train again.
 2. **Walk.** A run is *finished* when its record is in the store and the checkpoints later runs read from it
    exist (a recorded run whose checkpoints are gone trains again for its weights only; no second record).
-   A run is *ready* when every run in its `deps` is finished. Ready runs go by `Plan.priorities` (longest
-   chain of epochs first); a unit is one run, or, when the job trains batched, the ready runs of one stage.
+   A run is *ready* when every run in its `deps` is finished. Units are fixed before the walk: one run each,
+   or, when the job trains batched, each stage cut into near-equal groups of at most `max_group` runs in
+   plan order (default CPU_GROUP on the CPU, the whole stage on CUDA). A unit starts when all its runs are
+   ready, highest `Plan.priorities` first (longest chain of epochs). Because units never depend on timing
+   or on how many run at once, neither do the results: the same bits with 1 or N worker processes.
 3. **Claims.** Before a unit is submitted its runs are claimed (`claims.py`), then the store is read again:
    a run another process claimed is left to it, one another process finished meanwhile is not trained
    again. So processes sharing one store (two terminals, two Slurm jobs) share its runs, each run trained
@@ -17,11 +20,13 @@
    unit comes back, then its claim is released. An error in a unit stops new submissions; the units in
    flight land and are recorded; then the error is raised. A kill loses at most the units in flight.
 
-Progress (a tqdm bar on a terminal; `quiet` silences it) and the closing summary live here too.
+Progress (a tqdm bar on a terminal, in epochs so that its ETA is the epochs left at the average rate so far,
+with runs done, in flight and left; `quiet` silences it) and the closing summary live here too.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -34,10 +39,13 @@ from . import resume
 from .claims import Claims
 from .executors import Executor, LocalExecutor
 from .experiment import Experiment
-from .plan import PlannedRun
+from .plan import Plan, PlannedRun
 from .steps import Steps
 from .units import Job, Unit
 
+CPU_GROUP = 8
+"""Most runs per batched unit on the CPU: enough rows for the batched trainer's gain, and a stage of the
+demo's 12 (lr, seed) pairs makes two units for two workers (docs/backend.md has the figures)."""
 POLL_S = (0.2, 2.0)
 """Waiting for other processes: first and longest pause between reads of the store (seconds)."""
 
@@ -132,11 +140,13 @@ class Scheduler:
         exp.ckpt_dir.mkdir(parents=True, exist_ok=True)
         for seed in sorted({r.seed for r in self._pending.values() if r.rule.start == "theta0"}):
             steps.theta0(seed)   # once, here, before units that start from it run anywhere
+        size = self.max_group or (None if summary.device.startswith("cuda") else CPU_GROUP)
+        self._units = units_of(plan, size if batched else 1)
         self.executor.open(job)
-        self._walk(steps, job, summary)
+        self._walk(steps, summary)
 
     # ------------------------------------------------------------------------------------------ walk
-    def _walk(self, steps: Steps, job: Job, summary: RunSummary) -> None:
+    def _walk(self, steps: Steps, summary: RunSummary) -> None:
         from tqdm.auto import tqdm
 
         plan = steps.plan
@@ -146,19 +156,21 @@ class Scheduler:
         units = 0
         error: BaseException | None = None
         pause = POLL_S[0]
-        bar = tqdm(total=len(self._pending), desc=self.exp.name, unit="run", disable=self.quiet)
+        total = len(self._pending)
+        bar = tqdm(total=sum(r.trained_epochs for r in self._pending.values()), desc=self.exp.name, unit="epoch",
+                   smoothing=0, disable=self.quiet)
 
         def postfix() -> None:
             left = len(self._pending) - len(self._in_flight)
-            bar.set_postfix({"in_flight": len(self._in_flight), "left": left,
-                             **({"others": len(self._elsewhere)} if self._elsewhere else {}),
+            bar.set_postfix({"runs done": total - len(self._pending), "in flight": len(self._in_flight),
+                             "left": left, **({"others": len(self._elsewhere)} if self._elsewhere else {}),
                              **self.executor.notes()})
 
         try:
             while self._pending:
                 if error is None:
                     while units < self.executor.slots():
-                        unit = self._next_unit(steps, job, prio, order, summary, bar)
+                        unit = self._next_unit(steps, prio, order, summary, bar)
                         if unit is None:
                             break
                         self.executor.submit(unit)
@@ -193,19 +205,20 @@ class Scheduler:
         if error is not None:
             raise error
 
-    def _next_unit(self, steps: Steps, job: Job, prio: dict[str, int], order: dict[str, int],
+    def _next_unit(self, steps: Steps, prio: dict[str, int], order: dict[str, int],
                    summary: RunSummary, bar) -> Unit | None:
-        """The next unit to submit, its runs claimed and still to train; None when nothing can start now."""
+        """The next unit to submit (the runs of one of `units_of`'s groups still to train here, all ready),
+        its runs claimed; None when nothing can start now."""
         while True:
-            ready = [r for r in self._pending.values() if r.run_id not in self._in_flight
-                     and r.run_id not in self._elsewhere and all(d in self._finished for d in r.deps)]
+            ready = []
+            for unit in self._units:
+                todo = [r for r in unit if r.run_id in self._pending and r.run_id not in self._in_flight
+                        and r.run_id not in self._elsewhere]
+                if todo and all(d in self._finished for r in todo for d in r.deps):
+                    ready.append(todo)
             if not ready:
                 return None
-            first = min(ready, key=lambda r: (-prio[r.run_id], order[r.run_id]))
-            group = [first]
-            if job.batched:
-                group = sorted((r for r in ready if r.stage == first.stage), key=lambda r: order[r.run_id])
-                group = group[:self.max_group] if self.max_group else group
+            group = min(ready, key=lambda g: (-max(prio[r.run_id] for r in g), order[g[0].run_id]))
             claimed = [r for r in group if self.claims.take(r.run_id)]
             self._elsewhere.update(r.run_id for r in group if r not in claimed)
             if not claimed:
@@ -233,7 +246,7 @@ class Scheduler:
             self._finished.add(run_id)
             self.claims.release(run_id)
             summary.elsewhere.append(run_id)
-            bar.update(1)
+            bar.update(run.trained_epochs)
         return None
 
     def _land(self, rec: RunRecord, summary: RunSummary, bar) -> None:
@@ -255,11 +268,27 @@ class Scheduler:
             self._recorded.add(rec.run_id)
         self._finished.add(run.run_id)
         self.claims.release(run.run_id)
-        bar.update(1)
+        bar.update(run.trained_epochs)
+
+
+def units_of(plan: Plan, size: int | None) -> list[list[PlannedRun]]:
+    """The plan's units: each stage's runs in plan order, cut into near-equal consecutive groups of at most
+    `size` runs (None: the whole stage; 1: one run each)."""
+    out = []
+    for _, runs in plan.stages:
+        n = 1 if size is None else math.ceil(len(runs) / size)
+        cuts = [round(i * len(runs) / n) for i in range(n + 1)]
+        out += [runs[a:b] for a, b in zip(cuts, cuts[1:])]
+    return out
 
 
 def run_experiment(exp: Experiment, device: str = "auto", quiet: bool = False, batched: bool | None = None,
-                   threads: int | None = None, rerun_changed: bool = False) -> RunSummary:
-    """Train the experiment in this process (the local executor)."""
-    return Scheduler(exp, LocalExecutor(progress=not quiet), device=device, batched=batched, threads=threads,
+                   threads: int | None = None, rerun_changed: bool = False, workers: int | None = 1) -> RunSummary:
+    """Train the experiment on this machine: in this process (`workers` 1), on that many worker processes on
+    the CPU, or (None) on the usable cores (`workers.for_this_machine`)."""
+    from . import device as dev
+    from .workers import for_this_machine
+
+    executor = for_this_machine(str(dev.resolve(device)), workers, progress=not quiet)
+    return Scheduler(exp, executor, device=device, batched=batched, threads=threads,
                      rerun_changed=rerun_changed, quiet=quiet).run()

@@ -35,7 +35,7 @@ class Job:
     experiment: Experiment
     device: str                 # "cpu", "cuda", "cuda:1"
     batched: bool = False       # groups of runs train together with the batched trainer
-    threads: int | None = None  # CPU intra-op threads (None: 1 for a small model trained alone, else torch's)
+    threads: int | None = None  # CPU intra-op threads per process (None: 1)
     executor: str = "local"     # recorded in meta.executor
 
 
@@ -71,10 +71,8 @@ def context(job: Job):
         steps = Steps(exp, device=job.device)
         if steps.device.type == "cpu":
             dev.keep_freed_memory()
-            # Stacked runs make big matmuls that use every core; one small net alone does not.
-            threads = job.threads or (None if job.batched else dev.cpu_threads(steps.total_params))
-            if threads:
-                torch.set_num_threads(threads)
+            # Parallelism belongs across units (worker processes), not inside one (workers.py).
+            torch.set_num_threads(job.threads or 1)
         data = load_dataset(exp.dataset, exp.data_path, exp.download, exp.augment, in_memory=exp.data_in_memory,
                             num_workers=exp.loader_workers).to(steps.device)
         _CONTEXT.clear()
