@@ -1,26 +1,28 @@
 """Contention: the demo's training timed on its own and beside one competing busy process.
 
-    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E] [--threads default,1,2]
-                                    [--workers N] [--rounds 2] [--busy python|numpy]
+    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E] [--ways default,one-process]
+                                    [--rounds 2] [--busy python|numpy] [--run-arg ARG ...]
 
 Each timed call is a fresh `lth-audit run FILE --batched --quiet` (what `lth-audit demo` trains: the demo's
 grid, `lth_audit.demo.DemoGrid`, batched) in a new temporary folder, so start-up, data loading and
 training are all in the figure, as a user waits for them. `--slice pretrain` (default) is the grid's
 first stage (every lr x seed of the demo, dense); `--slice demo` the whole grid.
 
-Quiet and contended calls take turns, `--rounds` times, for each thread setting; each figure is the
-best of its rounds (a shared machine's other work only ever slows a call down). A contended call runs
-while one busy process (`--busy python`: a pure-Python loop; `numpy`: a loop of one-thread numpy
-products) spins on its own, pinned to no core, started before the call and ended after it.
+Quiet and contended calls take turns, `--rounds` times, for each way; each figure is the best of its
+rounds (a shared machine's other work only ever slows a call down). A contended call runs while one busy
+process (`--busy python`: a pure-Python loop; `numpy`: a loop of one-thread numpy products) spins on its
+own, pinned to no core, started before the call and ended after it.
 
-`--threads` lists the settings to compare: `default` (lth-audit's own choice) and thread counts passed
-as `lth-audit run --threads N` (torch.set_num_threads). `--workers N` passes `--workers N` to
-`lth-audit run` (the multi-process executor of issue 13; refused with a clear message while
-`lth-audit run --help` does not list it). `--run-arg ARG` (repeatable) passes anything else.
+`--ways` lists what to compare:
+  default      `lth-audit run` as shipped: worker processes on the usable cores, one thread each, units of
+               at most 8 runs (docs/backend.md)
+  one-process  `--workers 1 --threads C --max-group 100000` with C the usable cores: one process using
+               every core inside each matmul, whole stages as units (how lth-audit trained before workers)
+`--run-arg ARG` (repeatable) passes anything else to every call.
 
 Prints the load average before and after, every call's wall time, the quiet throughput (runs x epochs
-per second) and, per setting, the line `contended/quiet (demo): R×` (the default setting) or
-`contended/quiet (demo, --threads N): R×`.
+per second), per way the line `contended/quiet (demo[, way]): R×`, and with both ways
+`quiet default/one-process (demo): R×` (wall time ratio, below 1 when the default is faster).
 """
 
 from __future__ import annotations
@@ -80,12 +82,6 @@ def busy_process(kind: str = "python") -> Iterator[subprocess.Popen]:
         proc.wait()
 
 
-def cli_supports(option: str) -> bool:
-    """Does `lth-audit run --help` list `option`?"""
-    out = subprocess.run([sys.executable, "-m", "lth_audit.cli", "run", "--help"], capture_output=True, text=True)
-    return option in out.stdout
-
-
 def timed_run(grid: DemoGrid, args: Sequence[str]) -> float:
     """Wall seconds of one fresh `lth-audit run` of `grid` (new folder, nothing to resume) with `args`."""
     with tempfile.TemporaryDirectory(prefix="lth-contention-") as tmp:
@@ -100,22 +96,32 @@ def timed_run(grid: DemoGrid, args: Sequence[str]) -> float:
     return wall
 
 
-def thread_args(setting: str) -> list[str]:
-    return [] if setting == "default" else ["--threads", setting]
+WAYS = ("default", "one-process")
 
 
-def label(setting: str) -> str:
-    return "demo" if setting == "default" else f"demo, --threads {setting}"
+def way_args(way: str) -> list[str]:
+    """`lth-audit run` arguments of a way (module docstring)."""
+    from lth_audit.backend.workers import usable_cores
+
+    if way == "default":
+        return []
+    if way == "one-process":
+        return ["--workers", "1", "--threads", str(usable_cores()), "--max-group", "100000"]
+    raise ValueError(f"unknown way {way!r}; known: {', '.join(WAYS)}")
 
 
-def measure(grid: DemoGrid, settings: Sequence[str], rounds: int, busy: str, extra: Sequence[str]
+def label(way: str) -> str:
+    return "demo" if way == "default" else f"demo, {way.replace('-', ' ')}"
+
+
+def measure(grid: DemoGrid, ways: Sequence[str], rounds: int, busy: str, extra: Sequence[str]
             ) -> dict[str, dict[str, list[float]]]:
-    """Wall seconds of every call: {setting: {"quiet": [...], "contended": [...]}}, quiet and contended
+    """Wall seconds of every call: {way: {"quiet": [...], "contended": [...]}}, quiet and contended
     taking turns."""
-    walls: dict[str, dict[str, list[float]]] = {s: {"quiet": [], "contended": []} for s in settings}
+    walls: dict[str, dict[str, list[float]]] = {s: {"quiet": [], "contended": []} for s in ways}
     for r in range(rounds):
-        for s in settings:
-            args = [*thread_args(s), *extra]
+        for s in ways:
+            args = [*way_args(s), *extra]
             walls[s]["quiet"].append(timed_run(grid, args))
             with busy_process(busy):
                 walls[s]["contended"].append(timed_run(grid, args))
@@ -132,24 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slice", default="pretrain", choices=["pretrain", "demo"])
     ap.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the demo's)")
-    ap.add_argument("--threads", default="default",
-                    help="comma-separated settings to compare: default, or thread counts (e.g. default,1,2)")
-    ap.add_argument("--workers", type=int, default=None, help="passed to `lth-audit run --workers N`")
+    ap.add_argument("--ways", default="default,one-process", help=f"comma-separated, of: {', '.join(WAYS)}")
     ap.add_argument("--run-arg", action="append", default=[], help="another argument for `lth-audit run`")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--busy", default="python", choices=sorted(BUSY))
     args = ap.parse_args(argv)
-    settings = [s.strip() for s in args.threads.split(",") if s.strip()]
-    bad = [s for s in settings if s != "default" and not (s.isdigit() and int(s) > 0)]
-    if bad or not settings or args.rounds < 1:
-        ap.error(f"--threads takes `default` and positive counts (got {args.threads!r}); --rounds >= 1")
+    ways = [s.strip() for s in args.ways.split(",") if s.strip()]
+    if not ways or any(s not in WAYS for s in ways) or args.rounds < 1:
+        ap.error(f"--ways takes {', '.join(WAYS)} (got {args.ways!r}); --rounds >= 1")
     extra = list(args.run_arg)
-    if args.workers is not None:
-        if not cli_supports("--workers"):
-            print("lth-audit run has no --workers option yet (issue 13, the worker executor): "
-                  "leave --workers out", file=sys.stderr)
-            return 2
-        extra += ["--workers", str(args.workers)]
 
     grid = slice_grid(DemoGrid(), args.slice, args.epochs)
     from lth_audit.backend.data import load_dataset
@@ -159,14 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average before: {load()}  ({os.cpu_count()} CPUs)")
     print(f"{args.slice} slice of {grid.name}: {grid.arch} on {grid.dataset}, {n} runs x {grid.epochs} epochs, "
           f"`lth-audit run --batched --quiet {' '.join(extra)}`, busy process: {args.busy}", flush=True)
-    walls = measure(grid, settings, args.rounds, args.busy, extra)
+    walls = measure(grid, ways, args.rounds, args.busy, extra)
     print(f"load average after: {load()}")
-    for s in settings:
+    for s in ways:
         quiet, contended = min(walls[s]["quiet"]), min(walls[s]["contended"])
         print(f"{label(s)}: quiet {quiet:.1f} s ({n * grid.epochs / quiet:.1f} runs·epochs/s), "
               f"contended {contended:.1f} s (best of {args.rounds})")
-    for s in settings:
+    for s in ways:
         print(f"contended/quiet ({label(s)}): {min(walls[s]['contended']) / min(walls[s]['quiet']):.2f}×")
+    if set(WAYS) <= set(ways):
+        ratio = min(walls["default"]["quiet"]) / min(walls["one-process"]["quiet"])
+        print(f"quiet default/one-process (demo): {ratio:.2f}×")
     return 0
 
 

@@ -209,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the shipped claims and records to compare the run with (read, never written)")
     d.add_argument("--reports", default="reports", help="where demo.html and demo.json go")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--workers", type=int, default=None,
+                   help="worker processes on the CPU (default: the usable cores); the verdicts do not depend on it")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=requires_train(_cmd_demo))
     register_backend(sub)
@@ -273,9 +275,14 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK, DemoGrid, run_demo
 
+    if args.workers is not None and args.workers < 1:
+        raise CommandError(f"--workers {args.workers}: must be at least 1")
     work = Path(args.work or ("results/demo-quick" if args.quick else "results/demo"))
-    return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),
-                    device=args.device, quiet=args.quiet, smoke=args.quick)
+    try:
+        return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),
+                        device=args.device, quiet=args.quiet, smoke=args.quick, workers=args.workers)
+    except ValueError as exc:   # --workers N on CUDA
+        raise CommandError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,21 +35,24 @@ def test_busy_process_spins_and_is_gone_after(script):
     assert proc.poll() is not None
 
 
-def test_workers_refused_until_the_cli_has_them(script, monkeypatch, capsys):
+def test_ways_and_their_arguments(script, monkeypatch):
     c = script("contention")
-    monkeypatch.setattr(c, "cli_supports", lambda option: False)
-    assert c.main(["--workers", "2"]) == 2
-    assert "no --workers option yet" in capsys.readouterr().err
+    monkeypatch.setattr("lth_audit.backend.workers.usable_cores", lambda: 4)
+    assert c.way_args("default") == []
+    assert c.way_args("one-process") == ["--workers", "1", "--threads", "4", "--max-group", "100000"]
+    with pytest.raises(ValueError, match="unknown way"):
+        c.way_args("threads")
     with pytest.raises(SystemExit):
-        c.main(["--threads", "0"])
+        c.main(["--ways", "default,fast"])
 
 
 @pytest.mark.slow
-def test_one_round_prints_the_ratio(script, monkeypatch, capsys):
+def test_one_round_prints_the_ratios(script, monkeypatch, capsys):
     c = script("contention")
     monkeypatch.setattr(c, "DemoGrid", lambda: DemoGrid(lrs=DemoGrid().lrs[:1], seeds=(0, 1)))
-    assert c.main(["--epochs", "1", "--rounds", "1", "--threads", "1"]) == 0
+    assert c.main(["--epochs", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "load average before" in out and "runs·epochs/s" in out
-    ratio = float(out.split("contended/quiet (demo, --threads 1): ")[1].split("×")[0])
-    assert ratio > 0.3
+    for line in ("contended/quiet (demo): ", "contended/quiet (demo, one process): ",
+                 "quiet default/one-process (demo): "):
+        assert float(out.split(line)[1].split("×")[0]) > 0.2
