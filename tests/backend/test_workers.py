@@ -207,3 +207,13 @@ def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path, write_exp, mnist1d):
     time.sleep(0.5)
     assert not [p for p in workers if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read()
                 .rsplit(")", 1)[1].split()[0]]
+
+
+def test_run_help_states_the_cpu_group_size(capsys):
+    from lth_audit.backend.scheduler import CPU_GROUP
+    from lth_audit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {CPU_GROUP} on the CPU" in help_text and "--workers" in help_text
