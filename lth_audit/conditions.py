@@ -291,7 +291,7 @@ C5 = Comparison(5, "similar to the well-trained (best, sufficient-epoch) pretrai
                 lr="best", kind="similar", well_trained=True)
 C6 = Comparison(6, "clear gap over the best random pruning with the same layerwise sparsity", role="rp", lr="best",
                 kind="gap")
-C7 = Bound(7, "stable to SGD noise (instability at most `stable`)", quantity="instability", limit="stable",
+C7 = Bound(7, "stable to SGD noise (instability at most the stable threshold)", quantity="instability", limit="stable",
            hint="train with `instability: true` in the experiment (or record `instability`, pp)")
 
 

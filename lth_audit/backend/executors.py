@@ -12,9 +12,10 @@ An executor is a class with this life cycle (the scheduler calls it in this orde
 - `notes()`: words for the progress bar and the closing line (e.g. device hours);
 - `close()`: let go of what `open` took, also after an error or Ctrl-C.
 
-`LocalExecutor` trains in this process, one unit at a time; `ray_executor.RayExecutor` as Ray tasks. A
-multi-process executor is one more class: `submit` sends (job, unit) to a worker that calls `units.execute`,
-`wait` returns what came back. The store, resume, claims, progress and the summary stay in the scheduler.
+`LocalExecutor` trains in this process, one unit at a time; `workers.WorkerExecutor` on worker processes
+(`submit` sends (job, unit) to a process that calls `units.execute`, `wait` returns what came back);
+`ray_executor.RayExecutor` as Ray tasks. The store, resume, claims, progress and the summary stay in the
+scheduler.
 """
 
 from __future__ import annotations

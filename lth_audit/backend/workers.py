@@ -21,7 +21,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
 
-from ..records import RunRecord
 from .executors import Executor, Finished, LocalExecutor
 from .units import Job, Unit, execute
 
@@ -60,10 +59,6 @@ def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _work(job: Job, unit: Unit) -> list[RunRecord]:
-    return execute(job, unit)
-
-
 class WorkerExecutor(Executor):
     """Units on `workers` spawned processes (spawn: a fresh interpreter, no forked torch or OpenMP state)."""
 
@@ -85,7 +80,7 @@ class WorkerExecutor(Executor):
         return self.workers
 
     def submit(self, unit: Unit) -> None:
-        self._running[self._pool.submit(_work, self.job, unit)] = unit
+        self._running[self._pool.submit(execute, self.job, unit)] = unit
 
     def wait(self) -> list[Finished]:
         done, _ = wait_futures(list(self._running), return_when=FIRST_COMPLETED)
