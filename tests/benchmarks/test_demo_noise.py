@@ -19,7 +19,7 @@ def test_same_store_twice_agrees(script, capsys):
     d = script("demo_noise")
     assert d.main([str(STORE), str(STORE), "--seeds", "0,1", "--cells"]) == 0
     out = capsys.readouterr().out
-    assert "seed SD of the deciding cells" in out and "binomial SE of the test set (1000 examples)" in out
+    assert "seed SD of the deciding cells" in out and "binomial SE of the test set (10000 examples)" in out
     assert out.count("== ") == 2 and "seeds [0, 1]" in out and "agree: 6 of 6" in out
 
 
