@@ -45,7 +45,7 @@ from .units import Job, Unit
 
 CPU_GROUP = 8
 """Most runs per batched unit on the CPU: enough rows for the batched trainer's gain, and a stage of the
-demo's 12 (lr, seed) pairs makes two units for two workers (docs/backend.md has the figures)."""
+demo's 12 (lr, seed) pairs makes two units for two workers."""
 POLL_S = (0.2, 2.0)
 """Waiting for other processes: first and longest pause between reads of the store (seconds)."""
 
