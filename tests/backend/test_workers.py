@@ -4,6 +4,7 @@ come back as errors, the usable cores."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -103,9 +104,11 @@ def test_a_worker_killed_mid_unit_is_an_error_not_a_hang_and_close_stops_the_oth
     ex.open(Job(exp, "cpu", True, None, "local"))
     ex.submit(Unit(tuple(pretrain[:2])))
     ex.submit(Unit(tuple(pretrain[2:])))
-    processes = []
-    while len(processes) < 2:   # both workers started
+    processes, deadline = [], time.monotonic() + 120
+    while len(processes) < 2 and time.monotonic() < deadline:   # both workers started
         processes = list(ex._pool._processes.values())
+        time.sleep(0.05)
+    assert len(processes) == 2
     os.kill(processes[0].pid, 9)
     done = ex.wait()
     assert done and all(isinstance(d.error, BrokenProcessPool) for d in done)
@@ -186,7 +189,6 @@ def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path, write_exp, mnist1d):
     import signal
     import subprocess
     import sys
-    import time
 
     path = write_exp(tmp_path, **{**GRID, "epochs": 200})
     proc = subprocess.Popen([sys.executable, "-m", "lth_audit.cli", "run", str(path), "--batched", "--quiet",
