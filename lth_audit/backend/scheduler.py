@@ -285,7 +285,8 @@ def units_of(plan: Plan, size: int | None) -> list[list[PlannedRun]]:
 def run_experiment(exp: Experiment, device: str = "auto", quiet: bool = False, batched: bool | None = None,
                    threads: int | None = None, rerun_changed: bool = False, workers: int | None = 1) -> RunSummary:
     """Train the experiment on this machine: in this process (`workers` 1), on that many worker processes on
-    the CPU, or (None) on the usable cores (`workers.for_this_machine`)."""
+    the CPU, or (None) on the usable cores (`workers.for_this_machine`). With workers > 1 the calling script
+    is imported by spawned processes: guard it with `if __name__ == "__main__":`."""
     from . import device as dev
     from .workers import for_this_machine
 
