@@ -25,14 +25,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lth_audit.audit import ClaimResult, audit_claim
+from lth_audit.audit import ClaimResult
 from lth_audit.backend.data import DATASETS
-from lth_audit.claims import Claim
-from lth_audit.demo import DemoGrid
+from lth_audit.demo import DemoGrid, audit_tickets
 from lth_audit.records import RunRecord, load_records
-from lth_audit.thresholds import ThresholdOverrides, resolve
 
-TICKETS = ("lt-imp", "lt-omp")
 DECIDING_PP = 5.0
 """Cells within this many pp of their setting's best mean are the ones a max over lr or a witness can be."""
 
@@ -68,12 +65,11 @@ def deciding_sds(cells: dict[tuple[str, float, float], tuple[int, float, float]]
 
 
 def audit(records: Sequence[RunRecord], sparsities: Sequence[float]) -> dict[tuple[str, float], ClaimResult]:
-    arch, dataset = records[0].arch, records[0].dataset
-    epochs = max(r.epochs for r in records)
-    th = resolve(dataset, ThresholdOverrides(**DemoGrid().thresholds, sufficient_epochs=epochs))
-    return {(t, s): audit_claim(Claim(id=f"{t}-s{s:g}", arch=arch, dataset=dataset, setting=t, sparsity=s,
-                                      expect="none"), records, th)
-            for s in sparsities for t in TICKETS}
+    """The demo's ticket audit (`lth_audit.demo.audit_tickets`) on a store of any grid of one arch and data
+    set: the demo's thresholds, sufficient epochs = the longest run's."""
+    grid = DemoGrid(arch=records[0].arch, dataset=records[0].dataset, epochs=max(r.epochs for r in records),
+                    sparsities=tuple(sparsities))
+    return audit_tickets(grid, records)
 
 
 def describe(result: ClaimResult) -> str:

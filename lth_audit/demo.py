@@ -69,22 +69,37 @@ def claim_file(grid: DemoGrid, records: str, verdicts: dict[tuple[str, float], s
     return head + yaml.safe_dump(body, sort_keys=False)
 
 
+TICKETS = ("lt-imp", "lt-omp")
+
+
+def audit_tickets(grid: DemoGrid, records) -> dict:
+    """{(setting, sparsity): ClaimResult} of each LT ticket of `grid` in `records`, judged by the demo's
+    thresholds with the grid's epochs as sufficient (what the demo writes into its claim file)."""
+    from .audit import audit_claim
+    from .claims import Claim
+    from .thresholds import ThresholdOverrides, resolve
+
+    th = resolve(grid.dataset, ThresholdOverrides(**grid.thresholds, sufficient_epochs=grid.epochs))
+    return {(setting, s): audit_claim(Claim(id=f"{grid.name}-{setting}-s{s:g}", arch=grid.arch, dataset=grid.dataset,
+                                            setting=setting, sparsity=s, expect="none"), records, th)
+            for setting in TICKETS for s in grid.sparsities}
+
+
 def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), shipped: Path | None = Path("checks/demo"),
              reports: Path = Path("reports"), device: str = "auto", quiet: bool = False, smoke: bool = False,
              workers: int | None = None) -> int:
     """Train, write claims, audit, report, compare with the shipped copy in `shipped` (None: no comparison).
     `smoke`: a grid too short to audit anything (`--quick`): say so instead of comparing. `workers`: processes
     on the CPU (None: the usable cores). Returns the audit's exit status."""
-    from .audit import audit_claim, audit_file
+    from .audit import audit_file
     from .backend.experiment import load_experiment
     from .backend.scheduler import run_experiment
-    from .claims import Claim, load_claim_file
+    from .claims import load_claim_file
     from .exitcodes import EXIT_FAILED, EXIT_OK
     from .records import atomic_write_text, load_records
     from .report.html import write_html
     from .report.json_report import write_json
     from .report.summary import format_table3, table3
-    from .thresholds import ThresholdOverrides, resolve
 
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
@@ -96,12 +111,7 @@ def run_demo(grid: DemoGrid = DemoGrid(), work: Path = Path("results/demo"), shi
 
     store = work / f"{grid.name}.jsonl"
     records = load_records([store]).raise_on_problems()
-    th = resolve(grid.dataset, ThresholdOverrides(**grid.thresholds, sufficient_epochs=grid.epochs))
-    verdicts = {}
-    for setting in ("lt-imp", "lt-omp"):
-        for s in grid.sparsities:
-            c = Claim(id="probe", arch=grid.arch, dataset=grid.dataset, setting=setting, sparsity=s, expect="none")
-            verdicts[(setting, s)] = audit_claim(c, records, th).verdict
+    verdicts = {key: result.verdict for key, result in audit_tickets(grid, records).items()}
     claims_path = work / f"{grid.name}.lth.yaml"
     atomic_write_text(claims_path, claim_file(grid, store.name, verdicts))
 
