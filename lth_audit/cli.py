@@ -12,7 +12,7 @@ from . import __version__
 from .analysis.commands import register as register_analysis
 from .audit import audit_file
 from .backend.commands import register as register_backend
-from .backend.commands import requires_train
+from .backend.commands import at_least_one, requires_train
 from .claims import CLAIM_SUFFIXES, ClaimFile, is_claim_file, load_claim_file, merged_landscapes, merged_records
 from .conditions import PROFILES
 from .exitcodes import EXIT_BAD_INPUT, EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandError, run_guarded
@@ -275,8 +275,7 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK, DemoGrid, run_demo
 
-    if args.workers is not None and args.workers < 1:
-        raise CommandError(f"--workers {args.workers}: must be at least 1")
+    at_least_one(args, "workers")
     work = Path(args.work or ("results/demo-quick" if args.quick else "results/demo"))
     try:
         return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),

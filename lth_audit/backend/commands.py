@@ -80,6 +80,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_one(args: argparse.Namespace, *options: str) -> None:
+    """A CommandError (exit 2) naming the first of `options` given below 1."""
+    for option in options:
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise CommandError(f"--{option.replace('_', '-')} {value}: must be at least 1")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
 
@@ -89,9 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError("--batched is for --executor local (the ray executor trains one run per task)")
     if args.executor == "ray" and args.workers is not None:
         raise CommandError("--workers is for --executor local (Ray places its tasks on the cluster's cores)")
-    for option in ("workers", "max_group", "threads"):
-        if getattr(args, option) is not None and getattr(args, option) < 1:
-            raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)}: must be at least 1")
+    at_least_one(args, "workers", "max_group", "threads")
     exp = load_experiment(args.file)
     from . import device as dev
     from .scheduler import Scheduler
