@@ -273,19 +273,22 @@ Seen = dict[str, tuple[RunRecord, str, int]]
 """run_id -> (record, file, line) of its first line."""
 
 
-def _parse_lines(path: Path, data: bytes, result: LoadResult, seen: Seen) -> None:
-    """Physical lines end at b"\n" only (a U+2028 inside a JSON string is not a line end); each is
-    decoded on its own, so a bad byte costs its line only. A last line without its newline that does
-    not parse was torn by a writer that stopped: named as such, never merged or dropped."""
-    if data.startswith(codecs.BOM_UTF8):
+def parse_lines(path: Path, data: bytes, result: LoadResult, seen: Seen, first_line: int = 1) -> None:
+    """Parse `data`, the lines of `path` from line `first_line` on, into `result`; `seen` (the run ids of
+    earlier lines) finds duplicates across calls. Physical lines end at b"\n" only (a U+2028 inside a JSON
+    string is not a line end); each is decoded on its own, so a bad byte costs its line only. A last line
+    without its newline that does not parse was torn by a writer that stopped: named as such, never merged
+    or dropped."""
+    if first_line == 1 and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     lines = data.split(b"\n")
-    for no, raw in enumerate(lines, start=1):
+    last = first_line + len(lines) - 1
+    for no, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         obj, fld, reason = _line_problem(raw)
         if reason is not None:
-            if no == len(lines) and isinstance(reason, _Unparsed):
+            if no == last and isinstance(reason, _Unparsed):
                 reason = (f"incomplete last line (no newline at its end, and {reason}): a writer stopped in "
                           f"the middle of it; delete the line (`lth-audit run` retrains that run) or complete it")
             result.problems.append(Problem(str(path), no, fld, reason))
@@ -348,7 +351,7 @@ def load_records(paths: Iterable[str | os.PathLike[str]], limits: InputLimits | 
         except Unreadable as exc:
             result.problems.append(Problem(str(path), None, None, f"cannot read record store: {exc}"))
             continue
-        _parse_lines(path, data, result, seen)
+        parse_lines(path, data, result, seen)
     if check_units:
         result.problems.extend(_unit_problems(seen))
     return result

@@ -16,8 +16,10 @@ accuracies in percent), then appends it as one JSON line:
   if the store was replaced meanwhile (`RecordStore.move_aside`), it locks the new file instead.
 
 `RecordStore` is the backend's view of a store on top of the same writer: a locked read (`load`, which also
-repairs a torn last line, as a writer would), append, and `move_aside` (records of runs to train again go to
-a file beside the store, and the store is replaced by the rest in one atomic step).
+repairs a torn last line, as a writer would), `new_records` (only the lines appended since its last read, so
+a scheduler that polls a large store pays for what was appended, not for the store's size), append, and
+`move_aside` (records of runs to train again go to a file beside the store, and the store is replaced by the
+rest in one atomic step).
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import os
 import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from .records import FRACTION_MAX, Problem, RunRecord, atomic_write, load_records, problems_from_validation
+from .inputfiles import MAX_STORE_BYTES
+from .records import (FRACTION_MAX, InputError, LoadResult, Problem, RunRecord, Seen, atomic_write, load_records,
+                      parse_lines, problems_from_validation)
 
 try:
     import fcntl
@@ -179,6 +184,16 @@ class RecordWriter:
                       f"{len(tail)} bytes to {torn}", RuntimeWarning, stacklevel=5)
 
 
+@dataclass
+class _Parsed:
+    """How far a RecordStore has parsed its file: which file, up to which byte and line, the run ids seen."""
+
+    file: tuple[int, int] | None = None
+    offset: int = 0
+    lines: int = 0
+    seen: Seen = field(default_factory=dict)
+
+
 class RecordStore:
     """One JSONL store as the backend uses it: read it under the lock, append and move records aside through
     the writer."""
@@ -186,6 +201,7 @@ class RecordStore:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._writer = RecordWriter(self.path, check_percent=False)  # the backend measures in percent itself
+        self._parsed = _Parsed()
 
     def load(self, repair: bool = True) -> list[RunRecord]:
         """Every record, read under the store's lock, so a writer in another process is never seen half
@@ -197,9 +213,8 @@ class RecordStore:
         # The trainer writes percent itself, and a short run on 1000 classes may well stay below 1 %.
         try:
             if repair:
-                with _locked_file(self.path, create=False) as fd:
-                    self._writer._catch_up(fd)
-                    return load_records([self.path], check_units=False).raise_on_problems()
+                self._parsed = _Parsed()
+                return self.new_records()
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -210,6 +225,36 @@ class RecordStore:
                 return load_records([self.path], check_units=False).raise_on_problems()
         except FileNotFoundError:
             return []
+
+    def new_records(self) -> list[RunRecord]:
+        """The records appended since this store object last read the file (`load`, `new_records`; all of
+        them the first time, or when the file was replaced), under the lock, repairing a torn last line as
+        `load` does. Only the bytes not read yet are parsed."""
+        try:
+            with _locked_file(self.path, create=False) as fd:
+                self._writer._catch_up(fd)
+                return self._parse_new(fd)
+        except FileNotFoundError:
+            return []
+
+    def _parse_new(self, fd: int) -> list[RunRecord]:
+        st = os.fstat(fd)
+        if self._parsed.file != (st.st_dev, st.st_ino) or st.st_size < self._parsed.offset:
+            self._parsed = _Parsed((st.st_dev, st.st_ino))
+        done = self._parsed
+        if st.st_size - done.offset > MAX_STORE_BYTES:
+            raise InputError([Problem(str(self.path), None, None,
+                                      f"cannot read record store: larger than {MAX_STORE_BYTES:,} bytes")])
+        data = os.pread(fd, st.st_size - done.offset, done.offset)
+        data = data[:data.rfind(b"\n") + 1]   # whole lines: `_catch_up` has just terminated or moved a torn one
+        result = LoadResult()
+        parse_lines(self.path, data, result, done.seen, first_line=done.lines + 1)
+        if result.problems:
+            self._parsed = _Parsed()   # read it all again next time, and report the same problems
+            raise InputError(result.problems)
+        done.offset += len(data)
+        done.lines += data.count(b"\n")
+        return result.records
 
     def run_ids(self) -> set[str]:
         return {r.run_id for r in self.load()}

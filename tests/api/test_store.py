@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lth_audit import RecordWriter, RunRecord
-from lth_audit.records import load_records
+from lth_audit.records import InputError, load_records
 from lth_audit.store import RecordRejected, RecordStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,45 @@ def test_a_store_replaced_between_writes_is_read_again(tmp_path):
     with pytest.raises(RecordRejected):
         w.write(**fields("b"))
     assert ids(store) == ["b", "a"]
+
+
+def test_new_records_reads_only_what_was_appended_since_the_last_read(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    store, other = RecordStore(path), RecordWriter(path)
+    assert store.new_records() == []                                   # no store yet
+    other.write(**fields("a"))
+    assert [r.run_id for r in store.load()] == ["a"]
+    assert store.new_records() == []
+    other.write(**fields("b"))
+    store.append([RunRecord.model_validate(fields("c"))])
+    assert [r.run_id for r in store.new_records()] == ["b", "c"]       # another writer's and its own
+    assert store.new_records() == []
+    with path.open("ab") as f:                                          # a duplicate of "a" with other content
+        f.write((RunRecord.model_validate(fields("a", top1=60.0)).to_json() + "\n").encode())
+    with pytest.raises(InputError) as exc:
+        store.new_records()
+    [problem] = exc.value.problems
+    assert (problem.line, problem.field) == (4, "run_id")              # its line in the whole file
+    with pytest.raises(InputError):                                    # the same again, not a silent skip
+        store.new_records()
+    tmp = tmp_path / "new.jsonl"
+    tmp.write_text(RunRecord.model_validate(fields("d")).to_json() + "\n")
+    os.replace(tmp, path)                                               # replaced: read from its start
+    assert [r.run_id for r in store.new_records()] == ["d"]
+
+
+def test_new_records_repairs_a_torn_last_line_and_reads_what_comes_after(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    store = RecordStore(path)
+    store.append([RunRecord.model_validate(fields("a"))])
+    assert [r.run_id for r in store.new_records()] == ["a"]
+    with path.open("ab") as f:
+        f.write(RunRecord.model_validate(fields("b")).to_json()[:40].encode())
+    with pytest.warns(RuntimeWarning, match="incomplete"):
+        assert store.new_records() == []
+    RecordWriter(path).write(**fields("b"))
+    assert [r.run_id for r in store.new_records()] == ["b"]
+    assert ids(path) == ["a", "b"]
 
 
 def _writer_process(path: str, prefix: str, n: int, start, rejected) -> None:
