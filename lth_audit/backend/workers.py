@@ -7,8 +7,14 @@ parallelism is across units: `WorkerExecutor` sends each unit to one of N spawne
 `units.execute` with one intra-op thread and hand the records back; the scheduler stays the one writer.
 
 Results do not depend on N: a unit is the same group of runs whatever N is (the scheduler cuts each stage
-into fixed groups, `Scheduler.groups`), every process trains with one thread, and a run's arithmetic depends
-only on its group. On CUDA one process drives the device (`for_this_machine`).
+into fixed groups, `scheduler.units_of`), every process trains with one thread, and a run's arithmetic
+depends only on its group. On CUDA one process drives the device (`for_this_machine`).
+
+When the workers are as many as the cores this process may run on, each worker is pinned to its own core
+(`pinned_cores`). Left to itself the kernel often puts two workers on one core and a competing process alone
+on the other, where no migration looks like an improvement to its load balancer (3 tasks on 2 cores are
+split 2 + 1 either way): the workers then get one core between them instead of one and a half (measured on
+the demo's grid beside one busy process: docs/demo.md).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from pathlib import Path
 
 from .executors import Executor, Finished, LocalExecutor
 from .units import Job, Unit, execute
+
+QUEUED = 1
+"""Units submitted beyond the workers (`WorkerExecutor.slots`)."""
+
 
 def usable_cores() -> int:
     """CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota (containers, Slurm)."""
@@ -52,11 +62,28 @@ def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
 
 
-def _start_worker() -> None:
-    """In each worker before any task: Ctrl-C is left to the parent, which stops the workers itself (so a
-    terminal's Ctrl-C gives one clean exit, not N tracebacks). The thread count is the job's
-    (`units.context`: one intra-op thread on the CPU unless --threads says otherwise)."""
+def pinned_cores(workers: int) -> list[int] | None:
+    """The cores to pin `workers` processes to, one each: this process's affinity mask when it has exactly
+    that many cores; None (the kernel places them) when it has more (a cgroup quota below the mask, or fewer
+    workers asked: free cores to move to), fewer (more workers asked than cores), or no affinity API."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    return cores if len(cores) == workers and workers > 1 else None
+
+
+def _start_worker(started, cores: list[int] | None) -> None:
+    """In each worker before any task: the next core of `cores` (`started` counts the workers so far), and
+    Ctrl-C left to the parent, which stops the workers itself (so a terminal's Ctrl-C gives one clean exit,
+    not N tracebacks). The thread count is the job's (`units.context`: one intra-op thread on the CPU unless
+    --threads says otherwise)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cores:
+        with started.get_lock():
+            i = started.value
+            started.value += 1
+        os.sched_setaffinity(0, {cores[i % len(cores)]})
 
 
 class WorkerExecutor(Executor):
@@ -73,11 +100,14 @@ class WorkerExecutor(Executor):
 
     def open(self, job: Job) -> None:
         super().open(job)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_worker)
+        spawn = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=spawn, initializer=_start_worker,
+                                         initargs=(spawn.Value("i", 0), pinned_cores(self.workers)))
 
     def slots(self) -> int:
-        return self.workers
+        """One unit more than the workers: it waits in the pool's queue, so a worker that finishes starts its
+        next unit at once instead of idling while the scheduler lands records and claims the next unit."""
+        return self.workers + QUEUED
 
     def submit(self, unit: Unit) -> None:
         self._running[self._pool.submit(execute, self.job, unit)] = unit

@@ -14,7 +14,7 @@ from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.plan import make_plan
 from lth_audit.backend.scheduler import Scheduler, units_of
 from lth_audit.backend.units import Job, Unit
-from lth_audit.backend.workers import WorkerExecutor, cgroup_quota, for_this_machine, usable_cores
+from lth_audit.backend.workers import WorkerExecutor, cgroup_quota, for_this_machine, pinned_cores, usable_cores
 from lth_audit.records import load_records
 
 GRID = {"lrs": [0.05, 0.1], "seeds": [0, 1], "settings": ["pretrain", "lt-imp", "rr-imp", "lt-omp", "sdt"],
@@ -25,10 +25,12 @@ class RecordingWorkers(WorkerExecutor):
     def __init__(self, workers: int):
         super().__init__(workers)
         self.units: list[Unit] = []
+        self.most_in_flight = 0
 
     def submit(self, unit: Unit) -> None:
         self.units.append(unit)
         super().submit(unit)
+        self.most_in_flight = max(self.most_in_flight, len(self._running))
 
 
 class RecordingLocal(LocalExecutor):
@@ -74,6 +76,7 @@ def test_one_and_two_workers_train_the_same_units_and_the_same_bits(tmp_path, wr
         runs[n] = _results(exp.out_path)
         if n == 2:
             assert summary.notes == {"workers": "2"}
+            assert ex.most_in_flight == 3      # a unit waits in the queue for the first worker to finish
             assert {r.meta["executor"] for r in load_records([exp.out_path]).records} == {"local"}
     assert seen[1] == seen[2] and all(len(ids) == 2 for ids in seen[1])    # the same groups of two
     assert runs[1] == runs[2]                                             # ... so the same records, bit for bit
@@ -141,6 +144,36 @@ def test_usable_cores_honours_affinity_and_cgroup_quota(tmp_path, monkeypatch):
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
     assert cgroup_quota(v1) == 1
     assert cgroup_quota(tmp_path / "none") is None
+
+
+def test_workers_are_pinned_one_a_core_only_when_they_use_every_core_of_the_mask(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1})
+    assert pinned_cores(2) == [1, 3]
+    assert pinned_cores(1) is None and pinned_cores(3) is None      # one process; more workers than cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert pinned_cores(2) is None                                   # free cores to move to: the kernel places
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert pinned_cores(2) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(getattr(os, "sched_getaffinity", lambda pid: ())(0)) < 2, reason="needs two cores")
+def test_two_workers_on_a_two_core_mask_run_on_one_core_each(tmp_path, write_exp):
+    mask = os.sched_getaffinity(0)
+    two = set(sorted(mask)[:2])
+    ex = WorkerExecutor(2)
+    os.sched_setaffinity(0, two)                  # the mask the spawned workers start from
+    try:
+        ex.open(Job(load_experiment(write_exp(tmp_path, **GRID)), "cpu", True, None, "local"))
+        futures = [ex._pool.submit(time.sleep, 1.0) for _ in range(2)]   # both workers start
+        for f in futures:
+            f.result()
+        pids = list(ex._pool._processes)
+        assert len(pids) == 2
+        assert sorted(tuple(os.sched_getaffinity(pid)) for pid in pids) == [(c,) for c in sorted(two)]
+    finally:
+        os.sched_setaffinity(0, mask)
+        ex.close()
 
 
 def test_the_executor_for_this_machine(monkeypatch):
