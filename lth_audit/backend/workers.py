@@ -23,6 +23,8 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
@@ -73,12 +75,25 @@ def pinned_cores(workers: int) -> list[int] | None:
     return cores if len(cores) == workers and workers > 1 else None
 
 
+PARENT_POLL_S = 1.0
+"""How often a worker checks that its scheduler process is still there."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose scheduler died (SIGKILL, out of memory) has nobody to hand records to, and the pool's
+    queue would keep it waiting forever, holding its memory: it exits too."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 def _start_worker(started, cores: list[int] | None) -> None:
-    """In each worker before any task: the next core of `cores` (`started` counts the workers so far), and
-    Ctrl-C left to the parent, which stops the workers itself (so a terminal's Ctrl-C gives one clean exit,
-    not N tracebacks). The thread count is the job's (`units.context`: one intra-op thread on the CPU unless
-    --threads says otherwise)."""
+    """In each worker before any task: the next core of `cores` (`started` counts the workers so far), a
+    watch on the parent (`_exit_with_parent`), and Ctrl-C left to the parent, which stops the workers itself
+    (so a terminal's Ctrl-C gives one clean exit, not N tracebacks). The thread count is the job's
+    (`units.context`: one intra-op thread on the CPU unless --threads says otherwise)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     if cores:
         with started.get_lock():
             i = started.value
