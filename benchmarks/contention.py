@@ -1,6 +1,6 @@
 """Contention: the demo's training timed on its own and beside one competing busy process.
 
-    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E] [--ways default,one-process]
+    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E] [--ways default,unpinned,one-process]
                                     [--rounds 2] [--busy python|numpy] [--run-arg ARG ...]
 
 Each timed call is a fresh `lth-audit run FILE --batched --quiet` (what `lth-audit demo` trains: the demo's
@@ -15,14 +15,16 @@ own, pinned to no core, started before the call and ended after it.
 
 `--ways` lists what to compare:
   default      `lth-audit run` as shipped: worker processes on the usable cores, one thread each, units of
-               at most 8 runs (docs/backend.md)
+               at most 8 runs, each worker pinned to its own core when they use every core (docs/backend.md)
+  unpinned     the same with the workers left to the kernel's placement (`workers.pinned_cores` replaced by
+               one that pins nothing, in the `lth-audit run` process)
   one-process  `--workers 1 --threads C --max-group 100000` with C the usable cores: one process using
                every core inside each matmul, whole stages as units (how lth-audit trained before workers)
 `--run-arg ARG` (repeatable) passes anything else to every call.
 
 Prints the load average before and after, every call's wall time, the quiet throughput (runs x epochs
-per second), per way the line `contended/quiet (demo[, way]): R×`, and with both ways
-`quiet default/one-process (demo): R×` (wall time ratio, below 1 when the default is faster).
+per second), per way the line `contended/quiet (demo[, way]): R×`, and beside the default
+`quiet default/<way> (demo): R×` (wall time ratio, below 1 when the default is faster).
 """
 
 from __future__ import annotations
@@ -82,12 +84,18 @@ def busy_process(kind: str = "python") -> Iterator[subprocess.Popen]:
         proc.wait()
 
 
-def timed_run(grid: DemoGrid, args: Sequence[str]) -> float:
+CLI = [sys.executable, "-m", "lth_audit.cli"]
+UNPINNED = [sys.executable, "-c", "import sys\nimport lth_audit.backend.workers as w\nfrom lth_audit.cli import main\n"
+                                  "w.pinned_cores = lambda workers: None\nsys.exit(main(sys.argv[1:]))"]
+"""`lth-audit` as installed, and the same with workers the kernel places (the cores are chosen in the parent)."""
+
+
+def timed_run(grid: DemoGrid, args: Sequence[str], launcher: Sequence[str] = CLI) -> float:
     """Wall seconds of one fresh `lth-audit run` of `grid` (new folder, nothing to resume) with `args`."""
     with tempfile.TemporaryDirectory(prefix="lth-contention-") as tmp:
         exp = Path(tmp) / f"{grid.name}.yaml"
         exp.write_text(yaml.safe_dump(grid.experiment(f"{grid.name}.jsonl"), sort_keys=False))
-        cmd = [sys.executable, "-m", "lth_audit.cli", "run", str(exp), "--batched", "--quiet", *args]
+        cmd = [*launcher, "run", str(exp), "--batched", "--quiet", *args]
         t = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t
@@ -96,14 +104,14 @@ def timed_run(grid: DemoGrid, args: Sequence[str]) -> float:
     return wall
 
 
-WAYS = ("default", "one-process")
+WAYS = ("default", "unpinned", "one-process")
 
 
 def way_args(way: str) -> list[str]:
     """`lth-audit run` arguments of a way (module docstring)."""
     from lth_audit.backend.workers import usable_cores
 
-    if way == "default":
+    if way in ("default", "unpinned"):
         return []
     if way == "one-process":
         return ["--workers", "1", "--threads", str(usable_cores()), "--max-group", "100000"]
@@ -121,10 +129,10 @@ def measure(grid: DemoGrid, ways: Sequence[str], rounds: int, busy: str, extra: 
     walls: dict[str, dict[str, list[float]]] = {s: {"quiet": [], "contended": []} for s in ways}
     for r in range(rounds):
         for s in ways:
-            args = [*way_args(s), *extra]
-            walls[s]["quiet"].append(timed_run(grid, args))
+            args, launcher = [*way_args(s), *extra], UNPINNED if s == "unpinned" else CLI
+            walls[s]["quiet"].append(timed_run(grid, args, launcher))
             with busy_process(busy):
-                walls[s]["contended"].append(timed_run(grid, args))
+                walls[s]["contended"].append(timed_run(grid, args, launcher))
             print(f"  round {r + 1}, {label(s)}: quiet {walls[s]['quiet'][-1]:.1f} s, "
                   f"contended {walls[s]['contended'][-1]:.1f} s", flush=True)
     return walls
@@ -164,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"contended {contended:.1f} s (best of {args.rounds})")
     for s in ways:
         print(f"contended/quiet ({label(s)}): {min(walls[s]['contended']) / min(walls[s]['quiet']):.2f}×")
-    if set(WAYS) <= set(ways):
-        ratio = min(walls["default"]["quiet"]) / min(walls["one-process"]["quiet"])
-        print(f"quiet default/one-process (demo): {ratio:.2f}×")
+    for other in ("unpinned", "one-process"):
+        if {"default", other} <= set(ways):
+            ratio = min(walls["default"]["quiet"]) / min(walls[other]["quiet"])
+            print(f"quiet default/{other} (demo): {ratio:.2f}×")
     return 0
 
 

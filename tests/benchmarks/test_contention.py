@@ -38,7 +38,7 @@ def test_busy_process_spins_and_is_gone_after(script):
 def test_ways_and_their_arguments(script, monkeypatch):
     c = script("contention")
     monkeypatch.setattr("lth_audit.backend.workers.usable_cores", lambda: 4)
-    assert c.way_args("default") == []
+    assert c.way_args("default") == [] and c.way_args("unpinned") == []
     assert c.way_args("one-process") == ["--workers", "1", "--threads", "4", "--max-group", "100000"]
     with pytest.raises(ValueError, match="unknown way"):
         c.way_args("threads")
@@ -49,7 +49,7 @@ def test_ways_and_their_arguments(script, monkeypatch):
 def test_ratios_are_best_of_rounds(script, monkeypatch, capsys):
     c = script("contention")
     walls = iter([10.0, 16.0, 8.0, 30.0, 9.0, 14.0, 12.0, 28.0])   # quiet/contended, default then one process
-    monkeypatch.setattr(c, "timed_run", lambda grid, args: next(walls))
+    monkeypatch.setattr(c, "timed_run", lambda grid, args, launcher: next(walls))
     monkeypatch.setattr("lth_audit.backend.data.load_dataset", lambda name: None)
     assert c.main(["--rounds", "2"]) == 0
     out = capsys.readouterr().out
@@ -67,3 +67,12 @@ def test_one_real_round(script, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "load average before" in out and "runs·epochs/s" in out
     assert float(out.split("contended/quiet (demo): ")[1].split("×")[0]) > 0.2
+
+
+def test_the_unpinned_launcher_is_lth_audit_with_pinning_replaced(script):
+    import subprocess
+
+    c = script("contention")
+    done = subprocess.run([*c.UNPINNED, "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("lth-audit ")
+    assert "w.pinned_cores = lambda workers: None" in c.UNPINNED[-1]
