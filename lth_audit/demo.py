@@ -21,7 +21,9 @@ import yaml
 
 from .scaffold import EXPECT
 
-IMP_SPARSITIES = (0.59, 0.832, 0.914)
+TICKET_SPARSITIES = (0.832, 0.866, 0.914)
+"""Where the demo judges tickets: sparsities whose verdicts are decided beyond the seed noise (docs/demo.md).
+At 0.59 this MLP's tickets sit on ④'s cut-off, and their verdicts change with the float order."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class DemoGrid:
     lrs: tuple[float, ...] = (0.05, 0.1, 0.2)  # 0.2 is the best pretraining lr of this range (docs/demo.md)
     seeds: tuple[int, ...] = (0, 1, 2, 3)      # 12 (lr, seed) pairs a stage: two units of six for two workers
     settings: tuple[str, ...] = ("pretrain", "lt-imp", "rr-imp", "lt-omp", "rr-omp", "sdt")
-    sparsities: tuple[float, ...] = IMP_SPARSITIES
+    sparsities: tuple[float, ...] = TICKET_SPARSITIES
     thresholds: dict[str, float] = field(default_factory=lambda: {"similar": 1.0, "gap": 0.5})
 
     def experiment(self, out: str) -> dict:
@@ -154,7 +156,8 @@ def compare_with_shipped(grid: DemoGrid, records, verdicts: dict[tuple[str, floa
     ours = {(setting, s): EXPECT[v] for (setting, s), v in verdicts.items()}
     mine, shipped_runs = ({d["run_id"]: d for d in _results(rs)} for rs in (records, theirs))
     other = sum(mine[k] != shipped_runs.get(k) for k in mine) + len(set(shipped_runs) - set(mine))
-    differ = [f"{setting} s={s:g}: shipped expects {stated.get((setting, s))}, this run found {v}"
+    differ = [f"{setting} s={s:g}: " + (f"shipped expects {stated[(setting, s)]}" if (setting, s) in stated
+                                         else "the shipped copy has no claim on it") + f", this run found {v}"
               for (setting, s), v in sorted(ours.items()) if stated.get((setting, s)) != v]
     head = (f"compared with the shipped copy in {shipped}: "
             + ("identical records (all but provenance in `meta`)" if not other else

@@ -77,4 +77,6 @@ def test_the_comparison_with_the_shipped_copy_says_what_differs(tmp_path):
     assert f"1 of {len(found)} verdicts differ" in other
     assert f"{key[0]} s={key[1]:g}: shipped expects {found[key]}, this run found {flipped[key]}" in other
     assert "nothing in" in other and "was changed" in other
+    extra = compare_with_shipped(grid, records, {**verdicts, ("lt-imp", 0.5): "none"}, shipped, tmp_path / "x")
+    assert "lt-imp s=0.5: the shipped copy has no claim on it, this run found none" in extra
     assert "no shipped copy" in compare_with_shipped(grid, records, verdicts, tmp_path / "none", tmp_path / "x")
