@@ -1,7 +1,8 @@
 """Contention: the demo's training timed on its own and beside one competing busy process.
 
-    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E] [--ways default,unpinned,one-process]
-                                    [--rounds 2] [--busy python|numpy] [--run-arg ARG ...]
+    python benchmarks/contention.py [--slice pretrain|demo] [--epochs E]
+                                    [--ways default,unpinned,one-process] [--rounds 2]
+                                    [--busy python|numpy] [--run-arg ARG ...]
 
 Each timed call is a fresh `lth-audit run FILE --batched --quiet` (what `lth-audit demo` trains: the demo's
 grid, `lth_audit.demo.DemoGrid`, batched) in a new temporary folder, so start-up, data loading and

@@ -13,9 +13,10 @@
    ready, highest `Plan.priorities` first (longest chain of epochs). Because units never depend on timing
    or on how many run at once, neither do the results: the same bits with 1 or N worker processes.
 3. **Claims.** Before a unit is submitted its runs are claimed (`claims.py`), then the lines appended to the
-   store since its last read are read (`RecordStore.new_records`): a run another process claimed is left to it, one another process finished meanwhile is not trained
-   again. So processes sharing one store (two terminals, two Slurm jobs) share its runs, each run trained
-   once. With nothing to start and runs left, the scheduler waits for the other processes (polling).
+   store since the scheduler last read it are read (`RecordStore.new_records`): a run another process
+   claimed is left to it, one another process finished meanwhile is not trained again. So processes
+   sharing one store (two terminals, two Slurm jobs) share its runs, each run trained once. With nothing
+   to start and runs left, the scheduler waits for the other processes (polling).
 4. **One writer.** Each record is appended through `RecordStore.append` (the locked, fsynced writer) when its
    unit comes back, then its claim is released. An error in a unit stops new submissions; the units in
    flight land and are recorded; then the error is raised. A kill loses at most the units in flight.
@@ -231,8 +232,8 @@ class Scheduler:
                 return Unit(tuple(claimed))
 
     def _refresh(self, steps: Steps, summary: RunSummary, bar) -> BaseException | None:
-        """Read the store again: runs other processes finished leave the queue (and their claims here);
-        a record of another configuration is an error (returned)."""
+        """Read what was appended to the store since the last read: runs other processes finished leave the
+        queue (and their claims here); a record of another configuration is an error (returned)."""
         new = [r for r in self.store.new_records() if r.run_id not in self._recorded]
         self._recorded.update(r.run_id for r in new)
         changed = resume.changes(steps.plan, new)
