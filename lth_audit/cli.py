@@ -273,6 +273,7 @@ def _cmd_import_openlth(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .backend.workers import WorkersOnCuda
     from .demo import QUICK, DemoGrid, run_demo
 
     at_least_one(args, "workers")
@@ -280,7 +281,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(QUICK if args.quick else DemoGrid(), work, Path(args.shipped), Path(args.reports),
                         device=args.device, quiet=args.quiet, smoke=args.quick, workers=args.workers)
-    except ValueError as exc:   # --workers N on CUDA
+    except WorkersOnCuda as exc:
         raise CommandError(str(exc)) from None
 
 

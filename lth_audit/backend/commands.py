@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.file)
     from . import device as dev
     from .scheduler import Scheduler
-    from .workers import for_this_machine
+    from .workers import WorkersOnCuda, for_this_machine
 
     if args.executor == "ray":
         from .ray_executor import RayExecutor, RayNotInstalled
@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         try:
             executor = for_this_machine(str(dev.resolve(args.device)), args.workers, progress=not args.quiet)
-        except ValueError as exc:
+        except WorkersOnCuda as exc:
             raise CommandError(str(exc)) from None
         problems = (RuntimeError,)
     with reported(*problems), kept(_kept(exp.out_path)):

@@ -155,12 +155,16 @@ class WorkerExecutor(Executor):
             pool.shutdown(wait=True)
 
 
+class WorkersOnCuda(ValueError):
+    """`--workers N > 1` asked on CUDA, where one process drives a device."""
+
+
 def for_this_machine(device: str, workers: int | None, progress: bool = False) -> Executor:
     """The executor `lth-audit run` uses here: on the CPU, `workers` processes (None: the usable cores; 1:
-    this process); on CUDA, this process (one process per device)."""
+    this process); on CUDA, this process (one process per device; WorkersOnCuda for more)."""
     if device.startswith("cuda"):
         if workers not in (None, 1):
-            raise ValueError(f"--workers {workers} on CUDA: one process drives a device; to use several GPUs, "
+            raise WorkersOnCuda(f"--workers {workers} on CUDA: one process drives a device; to use several GPUs, "
                              "start one `lth-audit run` per GPU (CUDA_VISIBLE_DEVICES=i) on the same file: "
                              "the processes share the runs (docs/backend.md)")
         return LocalExecutor(progress=progress)

@@ -14,7 +14,8 @@ from lth_audit.backend.experiment import load_experiment
 from lth_audit.backend.plan import make_plan
 from lth_audit.backend.scheduler import Scheduler, units_of
 from lth_audit.backend.units import Job, Unit
-from lth_audit.backend.workers import WorkerExecutor, cgroup_quota, for_this_machine, pinned_cores, usable_cores
+from lth_audit.backend.workers import (WorkerExecutor, WorkersOnCuda, cgroup_quota, for_this_machine, pinned_cores,
+                                       usable_cores)
 from lth_audit.records import load_records
 
 GRID = {"lrs": [0.05, 0.1], "seeds": [0, 1], "settings": ["pretrain", "lt-imp", "rr-imp", "lt-omp", "sdt"],
@@ -184,7 +185,7 @@ def test_the_executor_for_this_machine(monkeypatch):
     assert isinstance(for_this_machine("cpu", 1), LocalExecutor)
     assert for_this_machine("cpu", 3).workers == 3
     assert isinstance(for_this_machine("cuda", None), LocalExecutor)
-    with pytest.raises(ValueError, match="one process drives a device"):
+    with pytest.raises(WorkersOnCuda, match="one process drives a device"):
         for_this_machine("cuda", 2)
     monkeypatch.setattr(w, "usable_cores", lambda: 1)
     assert isinstance(for_this_machine("cpu", None), LocalExecutor)

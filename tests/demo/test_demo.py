@@ -80,3 +80,21 @@ def test_the_comparison_with_the_shipped_copy_says_what_differs(tmp_path):
     extra = compare_with_shipped(grid, records, {**verdicts, ("lt-imp", 0.5): "none"}, shipped, tmp_path / "x")
     assert "lt-imp s=0.5: the shipped copy has no claim on it, this run found none" in extra
     assert "no shipped copy" in compare_with_shipped(grid, records, verdicts, tmp_path / "none", tmp_path / "x")
+
+
+def test_demo_workers_on_cuda_is_refused_but_another_value_error_stays_a_bug(monkeypatch, capsys):
+    from lth_audit.backend.workers import WorkersOnCuda
+
+    def refuse(*args, **kwargs):
+        raise WorkersOnCuda("--workers 2 on CUDA: one process drives a device")
+
+    monkeypatch.setattr("lth_audit.demo.run_demo", refuse)
+    assert main(["demo", "--workers", "2"]) == 2
+    assert "--workers 2 on CUDA" in capsys.readouterr().err
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug inside the demo")
+
+    monkeypatch.setattr("lth_audit.demo.run_demo", bug)
+    assert main(["demo"]) == 3                                 # not reported as the user's input
+    assert "internal error" in capsys.readouterr().err
